@@ -1,0 +1,306 @@
+/**
+ * A WebSocket connection after the opening handshake: ready state, the
+ * closing handshake, ping/pong, backpressure. It owns the TCP socket, a
+ * `FrameParser` (whose handler it is) and a `FrameWriter`, and reports to
+ * its owner (a route) through the `ConnectionHandler` interface.
+ */
+import type { Socket } from 'node:net'
+import { CloseCodes, MAX_CLOSE_REASON_BYTES, isValidCloseCode, type CloseCode } from './close-codes.js'
+import { ErrorCodes, WebSocketError, wsError, wsRangeError, wsTypeError } from './errors.js'
+import { FrameParser, Opcode, type FrameHandler } from './parser.js'
+import { FrameWriter } from './writer.js'
+
+export const ReadyState = {
+  CONNECTING: 0,
+  OPEN: 1,
+  CLOSING: 2,
+  CLOSED: 3,
+} as const
+export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState]
+
+/** What `send()` did with a message (the numbers uWebSockets uses). */
+export const SendStatus = {
+  /** Queued behind earlier data: the socket is over its high-water mark; wait for `drain`. */
+  BUFFERED: 0,
+  /** Handed to the socket, which is under its high-water mark. */
+  SENT: 1,
+  /** Not sent: the connection is closing, or `maxBackpressure` was reached with the `drop` policy. */
+  DROPPED: 2,
+} as const
+export type SendStatus = (typeof SendStatus)[keyof typeof SendStatus]
+
+export type BackpressurePolicy = 'close' | 'drop'
+
+export interface ConnectionOptions {
+  /** Largest incoming message in bytes (default 1 MiB). */
+  maxPayload?: number
+  /** Most frames per incoming message (default 65536). */
+  maxFragments?: number
+  /** How long to wait for the peer's close frame (and for it to close TCP) before destroying the socket, in ms (default 5000). */
+  closeTimeout?: number
+  /** Bytes buffered for the peer above which `backpressurePolicy` applies (default Infinity). */
+  maxBackpressure?: number
+  /** `close`: close a slow consumer with 1008; `drop`: drop new messages and count them (default `close`). */
+  backpressurePolicy?: BackpressurePolicy
+  /** The negotiated subprotocol ('' for none). */
+  protocol?: string
+}
+
+export interface ConnectionHandler {
+  onMessage (connection: Connection, data: Buffer, isBinary: boolean): void
+  /** Called once, when the TCP connection is gone. `code` is 1006 when no close frame was received. */
+  onClose (connection: Connection, code: number, reason: Buffer): void
+  onPing? (connection: Connection, data: Buffer): void
+  onPong? (connection: Connection, data: Buffer): void
+  onDrain? (connection: Connection): void
+  /** Protocol errors, socket errors and close timeouts. */
+  onError? (connection: Connection, error: Error): void
+}
+
+export interface SendOptions {
+  /** Send as a binary frame. Default: binary for Buffers, text for strings. */
+  binary?: boolean
+}
+
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024
+export const DEFAULT_MAX_FRAGMENTS = 65536
+export const DEFAULT_CLOSE_TIMEOUT = 5000
+
+const kConnection = Symbol('wsroutes.connection')
+type OwnedSocket = Socket & { [kConnection]?: Connection }
+
+function socketOnData (this: OwnedSocket, chunk: Buffer): void {
+  this[kConnection]!.parser.write(chunk)
+}
+function socketOnEnd (this: OwnedSocket): void {
+  // The peer closed its half: close ours too (HTTP server sockets allow half-open).
+  this.end()
+}
+function socketOnClose (this: OwnedSocket): void {
+  this[kConnection]!.finish()
+}
+function socketOnError (this: OwnedSocket, error: Error): void {
+  const connection = this[kConnection]!
+  this.destroy()
+  connection.reportError(error)
+}
+function socketOnDrain (this: OwnedSocket): void {
+  const connection = this[kConnection]!
+  connection.handler.onDrain?.(connection)
+}
+function closeTimeoutExpired (connection: Connection): void {
+  connection.closeTimer = undefined
+  connection.reportError(wsError(ErrorCodes.CLOSE_TIMEOUT, 'the peer did not complete the closing handshake in time'))
+  connection.socket.destroy()
+}
+
+function toBuffer (data: ArrayBufferView | ArrayBuffer): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  return Buffer.from(data)
+}
+
+export class Connection implements FrameHandler {
+  readonly socket: OwnedSocket
+  /** @internal */
+  readonly parser: FrameParser
+  /** @internal */
+  readonly handler: ConnectionHandler
+  private readonly writer: FrameWriter
+  private readonly closeTimeout: number
+  private readonly maxBackpressure: number
+  private readonly backpressurePolicy: BackpressurePolicy
+
+  readyState: ReadyState = ReadyState.OPEN
+  /** The negotiated subprotocol, '' when none. */
+  readonly protocol: string
+  /** Messages dropped by the `drop` backpressure policy. */
+  droppedMessages = 0
+
+  private closeFrameSent = false
+  private closeFrameReceived = false
+  /** The connection was failed (§7.1.7): close TCP right after our close frame. */
+  private failed = false
+  private closeCode: number = CloseCodes.ABNORMAL
+  private closeReason: Buffer = Buffer.alloc(0)
+  /** @internal */
+  closeTimer: NodeJS.Timeout | undefined
+
+  constructor (socket: Socket, handler: ConnectionHandler, options: ConnectionOptions = {}) {
+    this.socket = socket
+    this.handler = handler
+    this.protocol = options.protocol ?? ''
+    this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
+    this.maxBackpressure = options.maxBackpressure ?? Infinity
+    this.backpressurePolicy = options.backpressurePolicy ?? 'close'
+    this.parser = new FrameParser(this, {
+      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+    })
+    this.writer = new FrameWriter(socket)
+    this.socket[kConnection] = this
+  }
+
+  /**
+   * Starts reading frames: `head` holds bytes that arrived with the upgrade
+   * request. Call it after the owner has run its `open` logic, so no message
+   * overtakes it.
+   */
+  start (head?: Buffer): void {
+    const socket = this.socket
+    socket.setTimeout(0)
+    socket.setNoDelay(true)
+    socket.on('data', socketOnData)
+    socket.on('end', socketOnEnd)
+    socket.on('close', socketOnClose)
+    socket.on('error', socketOnError)
+    socket.on('drain', socketOnDrain)
+    if (head !== undefined && head.length > 0) this.parser.write(head)
+    if (socket.destroyed) this.finish()
+  }
+
+  /** Bytes written but not yet handed to the kernel. */
+  get bufferedAmount (): number {
+    return this.socket.writableLength
+  }
+
+  /**
+   * Sends a message: a string as a text frame, binary data as a binary frame
+   * (unless `options.binary` says otherwise).
+   */
+  send (data: string | Buffer | ArrayBufferView | ArrayBuffer, options?: SendOptions): SendStatus {
+    if (this.readyState !== ReadyState.OPEN || !this.socket.writable) return SendStatus.DROPPED
+    if (this.socket.writableLength > this.maxBackpressure) {
+      if (this.backpressurePolicy === 'drop') {
+        this.droppedMessages++
+        return SendStatus.DROPPED
+      }
+      this.close(CloseCodes.POLICY_VIOLATION, 'backpressure limit reached')
+      return SendStatus.DROPPED
+    }
+    let binary: boolean
+    let payload: Buffer | string
+    if (typeof data === 'string') {
+      binary = options?.binary === true
+      payload = binary ? Buffer.from(data) : data
+    } else {
+      binary = options?.binary !== false
+      payload = toBuffer(data)
+    }
+    return this.writer.frame(binary ? Opcode.BINARY : Opcode.TEXT, payload) ? SendStatus.SENT : SendStatus.BUFFERED
+  }
+
+  ping (data: string | Buffer = Buffer.alloc(0)): SendStatus {
+    return this.control(Opcode.PING, data)
+  }
+
+  pong (data: string | Buffer = Buffer.alloc(0)): SendStatus {
+    return this.control(Opcode.PONG, data)
+  }
+
+  private control (opcode: number, data: string | Buffer): SendStatus {
+    const payload = typeof data === 'string' ? Buffer.from(data) : data
+    if (payload.length > 125) throw wsRangeError(ErrorCodes.CONTROL_PAYLOAD_TOO_LONG, 'control frame payloads are limited to 125 bytes')
+    if (this.readyState !== ReadyState.OPEN) return SendStatus.DROPPED
+    return this.writer.frame(opcode, payload) ? SendStatus.SENT : SendStatus.BUFFERED
+  }
+
+  /**
+   * Starts the closing handshake. `code` must be one an endpoint may send
+   * (`CloseCode`); `reason` at most 123 bytes of UTF-8. The socket is destroyed
+   * if the peer does not answer within `closeTimeout`.
+   */
+  close (code?: CloseCode, reason?: string): void {
+    if (code !== undefined && !isValidCloseCode(code)) {
+      throw wsTypeError(ErrorCodes.INVALID_CLOSE_CODE, `invalid close code ${String(code)}: use 1000-1003, 1007-1014 or 3000-4999`)
+    }
+    const reasonBytes = reason === undefined || reason === '' ? Buffer.alloc(0) : Buffer.from(reason)
+    if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
+      throw wsRangeError(ErrorCodes.CLOSE_REASON_TOO_LONG, `close reason is ${reasonBytes.length} bytes of UTF-8; the limit is ${MAX_CLOSE_REASON_BYTES}`)
+    }
+    if (reasonBytes.length > 0 && code === undefined) {
+      throw wsTypeError(ErrorCodes.INVALID_CLOSE_CODE, 'a close reason needs a close code')
+    }
+    this.sendClose(code ?? 0, reasonBytes)
+  }
+
+  /** Destroys the TCP connection at once, without a closing handshake. */
+  terminate (): void {
+    if (this.readyState === ReadyState.CLOSED) return
+    this.readyState = ReadyState.CLOSING
+    this.socket.destroy()
+  }
+
+  /** Sends our close frame once; after both close frames, the server closes TCP first (§7.1.1). */
+  private sendClose (code: number, reason: Buffer): void {
+    if (this.readyState === ReadyState.CLOSED) return
+    if (!this.closeFrameSent) {
+      this.closeFrameSent = true
+      this.readyState = ReadyState.CLOSING
+      if (this.socket.writable) this.writer.close(code, reason)
+    }
+    if (this.closeFrameReceived || this.failed) this.socket.end()
+    if (this.closeTimer === undefined) this.closeTimer = setTimeout(closeTimeoutExpired, this.closeTimeout, this)
+  }
+
+  /** @internal The socket is gone: report the close once. */
+  finish (): void {
+    if (this.readyState === ReadyState.CLOSED) return
+    this.readyState = ReadyState.CLOSED
+    if (this.closeTimer !== undefined) {
+      clearTimeout(this.closeTimer)
+      this.closeTimer = undefined
+    }
+    this.parser.stop()
+    this.handler.onClose(this, this.closeCode, this.closeReason)
+  }
+
+  /** @internal */
+  reportError (error: Error): void {
+    this.handler.onError?.(this, error)
+  }
+
+  // ------------------------------------------------------ FrameHandler
+
+  /** @internal */
+  onMessage (data: Buffer, isBinary: boolean): void {
+    if (this.readyState === ReadyState.CLOSED) return
+    this.handler.onMessage(this, data, isBinary)
+  }
+
+  /** @internal */
+  onPing (data: Buffer): void {
+    // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+    // frame in response, unless it already received a Close frame."
+    if (this.readyState === ReadyState.OPEN) this.writer.frame(Opcode.PONG, data)
+    this.handler.onPing?.(this, data)
+  }
+
+  /** @internal */
+  onPong (data: Buffer): void {
+    this.handler.onPong?.(this, data)
+  }
+
+  /** @internal */
+  onClose (code: number, reason: Buffer): void {
+    this.closeFrameReceived = true
+    this.closeCode = code
+    this.closeReason = reason
+    this.socket.off('data', socketOnData)
+    // §5.5.1: "the endpoint MUST send a Close frame in response. (When sending
+    // a Close frame in response, the endpoint typically echos the status code
+    // it received.)" A close without a code is answered with 1000.
+    this.sendClose(code === CloseCodes.NO_STATUS ? CloseCodes.NORMAL : code, Buffer.alloc(0))
+  }
+
+  /** @internal */
+  onProtocolError (error: WebSocketError): void {
+    // §7.1.7 _Fail the WebSocket Connection_: send the close frame, then
+    // close TCP without waiting; no further data is read.
+    this.failed = true
+    this.closeCode = error.closeCode
+    this.socket.off('data', socketOnData)
+    this.reportError(error)
+    this.sendClose(error.closeCode, Buffer.alloc(0))
+  }
+}

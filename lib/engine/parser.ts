@@ -1,0 +1,358 @@
+/**
+ * The frame parser: a streaming state machine (RFC 6455 §5.2) fed socket
+ * chunks cut at arbitrary boundaries. One method per state; each returns
+ * false when it needs more bytes. It reports to its owner through the small
+ * `FrameHandler` interface, never through events.
+ *
+ * Data frame payloads are consumed as they arrive: each piece is unmasked in
+ * place and, for text, validated at once, so invalid UTF-8 fails the
+ * connection at the first bad byte even when the rest of the frame is still
+ * on the wire. Header bytes are read straight from the current chunk (or from
+ * a 14-byte scratch buffer when a header spans chunks), so a frame costs no
+ * allocation beyond the Buffer view handed to the owner.
+ */
+import { isValidCloseCode } from './close-codes.js'
+import { ErrorCodes, wsError, type WebSocketError } from './errors.js'
+import { applyMask } from './mask.js'
+import { Utf8Validator, isValidUtf8 } from './utf8.js'
+
+export const Opcode = {
+  CONTINUATION: 0x0,
+  TEXT: 0x1,
+  BINARY: 0x2,
+  CLOSE: 0x8,
+  PING: 0x9,
+  PONG: 0xa,
+} as const
+
+export interface FrameHandler {
+  /** A complete message. `data` is unmasked and, for text, valid UTF-8. */
+  onMessage (data: Buffer, isBinary: boolean): void
+  onPing (data: Buffer): void
+  onPong (data: Buffer): void
+  /** A valid close frame; `code` is 1005 when it carried none. The parser stops after it. */
+  onClose (code: number, reason: Buffer): void
+  /** The peer broke the protocol; the parser has stopped. `error.closeCode` is the code to close with. */
+  onProtocolError (error: WebSocketError): void
+}
+
+export interface ParserOptions {
+  /** Largest message, in bytes, summed over its fragments. */
+  maxPayload: number
+  /** Most frames one message may be split into. */
+  maxFragments: number
+}
+
+const enum State {
+  INFO,
+  LENGTH_16,
+  LENGTH_64,
+  MASK,
+  PAYLOAD,
+  STOPPED,
+}
+
+const EMPTY = Buffer.alloc(0)
+
+export class FrameParser {
+  private readonly handler: FrameHandler
+  private readonly maxPayload: number
+  private readonly maxFragments: number
+
+  /** Unread input: chunks[0] is read from `offset` on. */
+  private readonly chunks: Buffer[] = []
+  private offset = 0
+  private buffered = 0
+  /** Where `take()` left the contiguous header bytes. */
+  private view: Buffer = EMPTY
+  private readonly scratch = Buffer.allocUnsafe(14)
+
+  private state = State.INFO
+  // The frame being read.
+  private fin = false
+  private opcode = 0
+  private payloadLength = 0
+  private payloadRead = 0
+  private readonly mask = Buffer.allocUnsafe(4)
+  // The message being assembled (opcode 0 when none).
+  private messageOpcode = 0
+  private messageLength = 0
+  private fragmentCount = 0
+  private readonly fragments: Buffer[] = []
+  private readonly utf8 = new Utf8Validator()
+
+  constructor (handler: FrameHandler, options: ParserOptions) {
+    this.handler = handler
+    this.maxPayload = options.maxPayload
+    this.maxFragments = options.maxFragments
+  }
+
+  get stopped (): boolean {
+    return this.state === State.STOPPED
+  }
+
+  /** Feeds bytes from the socket. */
+  write (chunk: Buffer): void {
+    if (this.state === State.STOPPED || chunk.length === 0) return
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    this.run()
+  }
+
+  /** Stops parsing and drops whatever is buffered; later input is ignored. */
+  stop (): void {
+    this.state = State.STOPPED
+    this.chunks.length = 0
+    this.fragments.length = 0
+    this.buffered = 0
+    this.offset = 0
+  }
+
+  private run (): void {
+    let more = true
+    while (more) {
+      switch (this.state) {
+        case State.INFO: more = this.readInfo(); break
+        case State.LENGTH_16: more = this.readLength16(); break
+        case State.LENGTH_64: more = this.readLength64(); break
+        case State.MASK: more = this.readMask(); break
+        case State.PAYLOAD: more = this.readPayload(); break
+        default: return
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- states
+
+  private readInfo (): boolean {
+    if (this.buffered < 2) return false
+    const at = this.take(2)
+    const b0 = this.view[at]
+    const b1 = this.view[at + 1]
+
+    // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings
+    // for non-zero values. If a nonzero value is received and none of the
+    // negotiated extensions defines the meaning of such a nonzero value, the
+    // receiving endpoint MUST _Fail the WebSocket Connection_."
+    if ((b0 & 0x70) !== 0) return this.fail(ErrorCodes.UNEXPECTED_RSV, 'RSV1, RSV2 and RSV3 must be clear', 1002)
+
+    this.fin = (b0 & 0x80) !== 0
+    this.opcode = b0 & 0x0f
+    this.payloadLength = b1 & 0x7f
+
+    switch (this.opcode) {
+      case Opcode.CONTINUATION:
+        // §5.4: a fragmented message is a first frame, any number of
+        // continuation frames, and a last one with FIN set.
+        if (this.messageOpcode === 0) return this.fail(ErrorCodes.UNEXPECTED_CONTINUATION, 'continuation frame without a message to continue', 1002)
+        break
+      case Opcode.TEXT:
+      case Opcode.BINARY:
+        if (this.messageOpcode !== 0) return this.fail(ErrorCodes.EXPECTED_CONTINUATION, 'new data frame inside a fragmented message', 1002)
+        break
+      case Opcode.CLOSE:
+      case Opcode.PING:
+      case Opcode.PONG:
+        // §5.5: "All control frames MUST have a payload length of 125 bytes
+        // or less and MUST NOT be fragmented."
+        if (!this.fin) return this.fail(ErrorCodes.EXPECTED_FIN, 'control frames must not be fragmented', 1002)
+        if (this.payloadLength > 125) return this.fail(ErrorCodes.INVALID_CONTROL_PAYLOAD_LENGTH, 'control frame payload over 125 bytes', 1002)
+        break
+      default:
+        // §5.2: "If an unknown opcode is received, the receiving endpoint
+        // MUST _Fail the WebSocket Connection_."
+        return this.fail(ErrorCodes.INVALID_OPCODE, `invalid opcode ${this.opcode}`, 1002)
+    }
+
+    // §5.1: "The server MUST close the connection upon receiving a frame
+    // that is not masked."
+    if ((b1 & 0x80) === 0) return this.fail(ErrorCodes.EXPECTED_MASK, 'client frames must be masked', 1002)
+
+    if (this.payloadLength === 126) this.state = State.LENGTH_16
+    else if (this.payloadLength === 127) this.state = State.LENGTH_64
+    else return this.checkLength()
+    return true
+  }
+
+  private readLength16 (): boolean {
+    if (this.buffered < 2) return false
+    const at = this.take(2)
+    this.payloadLength = this.view.readUInt16BE(at)
+    return this.checkLength()
+  }
+
+  private readLength64 (): boolean {
+    if (this.buffered < 8) return false
+    const at = this.take(8)
+    const high = this.view.readUInt32BE(at)
+    // §5.2: "the most significant bit MUST be 0".
+    if (high > 0x7fffffff) return this.fail(ErrorCodes.UNSUPPORTED_DATA_PAYLOAD_LENGTH, '64-bit payload length with the most significant bit set', 1002)
+    this.payloadLength = high * 0x100000000 + this.view.readUInt32BE(at + 4)
+    return this.checkLength()
+  }
+
+  /** The declared length is checked before any payload is buffered. */
+  private checkLength (): boolean {
+    if (this.opcode < Opcode.CLOSE) {
+      if (this.messageLength + this.payloadLength > this.maxPayload) {
+        return this.fail(ErrorCodes.MAX_PAYLOAD, `message exceeds maxPayload (${this.maxPayload} bytes)`, 1009)
+      }
+      if (++this.fragmentCount > this.maxFragments) {
+        return this.fail(ErrorCodes.TOO_MANY_FRAGMENTS, `message exceeds maxFragments (${this.maxFragments} frames)`, 1009)
+      }
+    }
+    this.state = State.MASK
+    return true
+  }
+
+  private readMask (): boolean {
+    if (this.buffered < 4) return false
+    const at = this.take(4)
+    this.view.copy(this.mask, 0, at, at + 4)
+    this.payloadRead = 0
+    this.state = State.PAYLOAD
+    if (this.opcode === Opcode.TEXT || this.opcode === Opcode.BINARY) this.messageOpcode = this.opcode
+    return true
+  }
+
+  private readPayload (): boolean {
+    if (this.opcode >= Opcode.CLOSE) return this.readControlPayload()
+
+    const remaining = this.payloadLength - this.payloadRead
+    if (remaining > 0 && this.buffered === 0) return false
+    const n = remaining < this.buffered ? remaining : this.buffered
+    const piece = n === 0 ? EMPTY : this.consume(n)
+    applyMask(piece, this.mask, this.payloadRead)
+    this.payloadRead += n
+    const frameDone = this.payloadRead === this.payloadLength
+    const messageDone = frameDone && this.fin
+
+    if (this.messageOpcode === Opcode.TEXT && !this.utf8.write(piece, messageDone)) {
+      return this.fail(ErrorCodes.INVALID_UTF8, 'invalid UTF-8 in a text message', 1007)
+    }
+
+    if (messageDone && this.fragments.length === 0) {
+      // The common case: a whole message in one piece, handed over as it is.
+      this.state = State.INFO
+      this.deliver(piece)
+      return !this.stopped
+    }
+    if (n > 0) this.fragments.push(piece)
+    this.messageLength += n
+    if (!frameDone) return false
+    this.state = State.INFO
+    if (messageDone) {
+      const data = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments, this.messageLength)
+      this.fragments.length = 0
+      this.deliver(data)
+    }
+    return !this.stopped
+  }
+
+  private readControlPayload (): boolean {
+    if (this.buffered < this.payloadLength) return false
+    const payload = this.payloadLength === 0 ? EMPTY : this.consume(this.payloadLength)
+    applyMask(payload, this.mask, 0)
+    this.state = State.INFO
+    if (this.opcode === Opcode.PING) this.handler.onPing(payload)
+    else if (this.opcode === Opcode.PONG) this.handler.onPong(payload)
+    else return this.readClose(payload)
+    return !this.stopped
+  }
+
+  private readClose (payload: Buffer): boolean {
+    if (payload.length === 1) return this.fail(ErrorCodes.INVALID_CLOSE_PAYLOAD, 'close frame with a one-byte payload', 1002)
+    let code = 1005
+    let reason: Buffer = EMPTY
+    if (payload.length >= 2) {
+      code = payload.readUInt16BE(0)
+      if (!isValidCloseCode(code)) return this.fail(ErrorCodes.INVALID_CLOSE_CODE, `invalid close code ${code}`, 1002)
+      reason = payload.subarray(2)
+      // §5.5.1: the reason "is not guaranteed to be human readable" but
+      // "the data is UTF-8-encoded"; invalid UTF-8 fails the connection.
+      if (!isValidUtf8(reason)) return this.fail(ErrorCodes.INVALID_UTF8, 'invalid UTF-8 in the close reason', 1007)
+    }
+    this.stop()
+    this.handler.onClose(code, reason)
+    return false
+  }
+
+  private deliver (data: Buffer): void {
+    const isBinary = this.messageOpcode === Opcode.BINARY
+    this.messageOpcode = 0
+    this.messageLength = 0
+    this.fragmentCount = 0
+    this.utf8.reset()
+    this.handler.onMessage(data, isBinary)
+  }
+
+  private fail (code: Parameters<typeof wsError>[0], message: string, closeCode: number): false {
+    this.stop()
+    this.handler.onProtocolError(wsError(code, message, closeCode))
+    return false
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /**
+   * Makes `n` (≤ 14) header bytes contiguous and returns their index in
+   * `this.view`: the current chunk when it holds them all, else the scratch.
+   */
+  private take (n: number): number {
+    const head = this.chunks[0]
+    const start = this.offset
+    const available = head.length - start
+    if (available >= n) {
+      if (available === n) {
+        this.chunks.shift()
+        this.offset = 0
+      } else {
+        this.offset += n
+      }
+      this.buffered -= n
+      this.view = head
+      return start
+    }
+    this.copyInto(this.scratch, n)
+    this.view = this.scratch
+    return 0
+  }
+
+  /** Removes `n` bytes from the input as one Buffer (a view when one chunk holds them). */
+  private consume (n: number): Buffer {
+    const head = this.chunks[0]
+    const available = head.length - this.offset
+    if (n <= available) {
+      const out = this.offset === 0 && n === head.length ? head : head.subarray(this.offset, this.offset + n)
+      if (n === available) {
+        this.chunks.shift()
+        this.offset = 0
+      } else {
+        this.offset += n
+      }
+      this.buffered -= n
+      return out
+    }
+    const out = Buffer.allocUnsafe(n)
+    this.copyInto(out, n)
+    return out
+  }
+
+  private copyInto (target: Buffer, n: number): void {
+    let written = 0
+    while (written < n) {
+      const head = this.chunks[0]
+      const available = head.length - this.offset
+      const count = available < n - written ? available : n - written
+      head.copy(target, written, this.offset, this.offset + count)
+      written += count
+      if (count === available) {
+        this.chunks.shift()
+        this.offset = 0
+      } else {
+        this.offset += count
+      }
+    }
+    this.buffered -= n
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The frame writer: server frames are never masked (RFC 6455 §5.1: "A server
+ * MUST NOT mask any frames that it sends to the client"), so a frame is a
+ * 2–10 byte header and the payload as it is.
+ *
+ * Writes are corked for the rest of the current tick: every frame a handler
+ * sends while one `data` event is processed leaves in one `writev`, and the
+ * socket is uncorked by one `process.nextTick` per batch (not per frame).
+ * Small payloads and every string are copied into the header's buffer, so
+ * such a frame is one allocation and one write.
+ */
+import type { Socket } from 'node:net'
+
+/** Buffers up to this size are copied behind their header rather than written as a second chunk. */
+const MERGE_LIMIT = 4096
+
+function headerLength (length: number): number {
+  return length < 126 ? 2 : length < 0x10000 ? 4 : 10
+}
+
+function writeHeader (target: Buffer, firstByte: number, length: number): number {
+  target[0] = firstByte
+  if (length < 126) {
+    target[1] = length
+    return 2
+  }
+  if (length < 0x10000) {
+    target[1] = 126
+    target.writeUInt16BE(length, 2)
+    return 4
+  }
+  target[1] = 127
+  target.writeUInt32BE(Math.floor(length / 0x100000000), 2)
+  target.writeUInt32BE(length >>> 0, 6)
+  return 10
+}
+
+function uncork (writer: FrameWriter): void {
+  writer.corked = false
+  writer.socket.uncork()
+}
+
+export class FrameWriter {
+  readonly socket: Socket
+  /** @internal */
+  corked = false
+
+  constructor (socket: Socket) {
+    this.socket = socket
+  }
+
+  /**
+   * Writes one frame with `payload` (a string is sent as UTF-8). Returns the
+   * socket's answer: false once its buffer is over the high-water mark.
+   */
+  frame (opcode: number, payload: Buffer | string, fin = true): boolean {
+    const firstByte = (fin ? 0x80 : 0) | opcode
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      process.nextTick(uncork, this)
+    }
+    if (typeof payload === 'string') {
+      const length = Buffer.byteLength(payload)
+      const out = Buffer.allocUnsafe(headerLength(length) + length)
+      out.write(payload, writeHeader(out, firstByte, length))
+      return this.socket.write(out)
+    }
+    const length = payload.length
+    if (length <= MERGE_LIMIT) {
+      const out = Buffer.allocUnsafe(headerLength(length) + length)
+      payload.copy(out, writeHeader(out, firstByte, length))
+      return this.socket.write(out)
+    }
+    const header = Buffer.allocUnsafe(headerLength(length))
+    writeHeader(header, firstByte, length)
+    this.socket.write(header)
+    return this.socket.write(payload)
+  }
+
+  /** A close frame; `code` 0 sends an empty payload. */
+  close (code: number, reason: Buffer): boolean {
+    if (code === 0) return this.frame(0x8, Buffer.alloc(0))
+    const payload = Buffer.allocUnsafe(2 + reason.length)
+    payload.writeUInt16BE(code, 0)
+    reason.copy(payload, 2)
+    return this.frame(0x8, payload)
+  }
+}
