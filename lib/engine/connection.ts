@@ -139,6 +139,10 @@ export class Connection implements FrameHandler {
     })
     this.writer = new FrameWriter(socket)
     this.socket[kConnection] = this
+    // Closing and errors are watched from the start, so a peer that leaves
+    // before `start()` (during an async `open`) is still reported once.
+    socket.on('close', socketOnClose)
+    socket.on('error', socketOnError)
   }
 
   /**
@@ -148,12 +152,13 @@ export class Connection implements FrameHandler {
    */
   start (head?: Buffer): void {
     const socket = this.socket
+    if (this.readyState === ReadyState.CLOSED) return
     socket.setTimeout(0)
     socket.setNoDelay(true)
+    // After a close frame or a protocol error the parser ignores its input,
+    // but the socket is still read so the peer's FIN is seen.
     socket.on('data', socketOnData)
     socket.on('end', socketOnEnd)
-    socket.on('close', socketOnClose)
-    socket.on('error', socketOnError)
     socket.on('drain', socketOnDrain)
     if (head !== undefined && head.length > 0) this.parser.write(head)
     if (socket.destroyed) this.finish()
@@ -264,7 +269,8 @@ export class Connection implements FrameHandler {
 
   /** @internal */
   onMessage (data: Buffer, isBinary: boolean): void {
-    if (this.readyState === ReadyState.CLOSED) return
+    // Once either side has started closing, no more messages are delivered.
+    if (this.readyState !== ReadyState.OPEN) return
     this.handler.onMessage(this, data, isBinary)
   }
 
@@ -286,7 +292,6 @@ export class Connection implements FrameHandler {
     this.closeFrameReceived = true
     this.closeCode = code
     this.closeReason = reason
-    this.socket.off('data', socketOnData)
     // §5.5.1: "the endpoint MUST send a Close frame in response. (When sending
     // a Close frame in response, the endpoint typically echos the status code
     // it received.)" A close without a code is answered with 1000.
@@ -299,7 +304,6 @@ export class Connection implements FrameHandler {
     // close TCP without waiting; no further data is read.
     this.failed = true
     this.closeCode = error.closeCode
-    this.socket.off('data', socketOnData)
     this.reportError(error)
     this.sendClose(error.closeCode, Buffer.alloc(0))
   }

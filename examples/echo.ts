@@ -1,0 +1,34 @@
+/**
+ * Echo server: text comes back as text, binary as binary, any size up to
+ * 16 MiB. The conformance suite and the benchmarks run against it.
+ *
+ *   PORT=9002 npm run example:echo
+ */
+import Fastify, { type FastifyInstance } from 'fastify'
+import { pathToFileURL } from 'node:url'
+import wsroutes from '../lib/index.js'
+
+export async function buildEchoServer (): Promise<FastifyInstance> {
+  const app = Fastify({ logger: process.env.LOG === '1' })
+  await app.register(wsroutes, {
+    maxPayload: 16 * 1024 * 1024,
+    // Autobahn 9.3/9.4 send 4 MiB in fragments of 64 bytes.
+    maxFragments: 1 << 20,
+  })
+  app.ws('/*', {
+    message (socket, data, isBinary) {
+      socket.send(data, { binary: isBinary })
+    },
+  })
+  return app
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const app = await buildEchoServer()
+  const port = Number(process.env.PORT ?? 9002)
+  await app.listen({ host: process.env.HOST ?? '127.0.0.1', port })
+  console.log(`echo server on ws://127.0.0.1:${port}/`)
+  const shutdown = (): void => { app.close().then(() => process.exit(0), () => process.exit(1)) }
+  process.once('SIGINT', shutdown)
+  process.once('SIGTERM', shutdown)
+}

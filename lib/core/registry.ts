@@ -1,0 +1,47 @@
+/**
+ * The open sockets of one plugin or adapter instance, for graceful shutdown.
+ */
+import { CloseCodes } from '../engine/close-codes.js'
+import { ReadyState } from '../engine/connection.js'
+import type { RouteSocket } from './socket.js'
+
+export class SocketRegistry {
+  private readonly sockets = new Set<RouteSocket<any>>()
+  private emptied: (() => void) | undefined
+
+  get size (): number {
+    return this.sockets.size
+  }
+
+  add (socket: RouteSocket<any>): void {
+    this.sockets.add(socket)
+  }
+
+  delete (socket: RouteSocket<any>): void {
+    this.sockets.delete(socket)
+    if (this.sockets.size === 0 && this.emptied !== undefined) this.emptied()
+  }
+
+  [Symbol.iterator] (): IterableIterator<RouteSocket<any>> {
+    return this.sockets.values()
+  }
+
+  /**
+   * Sends every open socket a 1001 close, waits up to `timeout` ms for the
+   * closing handshakes, then terminates whatever is left.
+   */
+  async closeAll (reason: string, timeout: number): Promise<void> {
+    for (const socket of this.sockets) {
+      if (socket.readyState === ReadyState.OPEN) socket.close(CloseCodes.GOING_AWAY, reason)
+    }
+    if (this.sockets.size === 0) return
+    let timer: NodeJS.Timeout | undefined
+    await new Promise<void>(resolve => {
+      this.emptied = resolve
+      timer = setTimeout(resolve, timeout)
+    })
+    clearTimeout(timer)
+    this.emptied = undefined
+    for (const socket of this.sockets) socket.terminate()
+  }
+}

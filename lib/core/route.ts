@@ -1,0 +1,174 @@
+/**
+ * The framework-neutral half of a WebSocket route: it accepts a checked
+ * upgrade (writes the 101, creates the socket), runs the user's handlers and
+ * keeps their failures contained: a handler that throws or rejects closes
+ * its own socket with 1011 and is logged; the process lives on.
+ */
+import type { Socket } from 'node:net'
+import { CloseCodes } from '../engine/close-codes.js'
+import { ReadyState, type ConnectionHandler, type ConnectionOptions } from '../engine/connection.js'
+import { ErrorCodes, WebSocketError, wsError } from '../engine/errors.js'
+import { acceptResponse, selectProtocol, type ProtocolSelector } from '../engine/handshake.js'
+import type { SocketRegistry } from './registry.js'
+import { RouteSocket } from './socket.js'
+import type { WsHandlers, WsLimits } from './types.js'
+import type { PendingUpgrade } from './upgrade.js'
+
+/** The pino-like subset of a logger the routes use. */
+export interface RouteLogger {
+  error (object: object, message: string): void
+  warn (object: object, message: string): void
+  debug (object: object, message: string): void
+}
+
+/** Network failures a server sees every day: logged at debug, not error. */
+const NETWORK_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'])
+
+export function isNetworkError (error: Error): boolean {
+  return NETWORK_ERRORS.has((error as NodeJS.ErrnoException).code ?? '')
+}
+
+export interface RouteRunnerOptions<TRequest> {
+  handlers: WsHandlers<TRequest, any, any>
+  limits: WsLimits
+  protocols?: ProtocolSelector<TRequest>
+  registry: SocketRegistry
+  logger (request: TRequest): RouteLogger
+  /** Plugin- or route-level error handler, called for every error on a socket after the route's `error` handler. */
+  errorHandler? (error: Error, socket: RouteSocket<TRequest>, request: TRequest): void
+}
+
+type Handler = (...args: any[]) => unknown
+
+export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
+  private readonly handlers: WsHandlers<TRequest, any, any>
+  private readonly connectionOptions: ConnectionOptions
+  private readonly protocols: ProtocolSelector<TRequest> | undefined
+  private readonly registry: SocketRegistry
+  private readonly logger: (request: TRequest) => RouteLogger
+  private readonly errorHandler: RouteRunnerOptions<TRequest>['errorHandler']
+
+  constructor (options: RouteRunnerOptions<TRequest>) {
+    this.handlers = options.handlers
+    this.connectionOptions = { ...options.limits }
+    this.protocols = options.protocols
+    this.registry = options.registry
+    this.logger = options.logger
+    this.errorHandler = options.errorHandler
+  }
+
+  /** Completes a checked upgrade: 101, socket, `open`, then frames. */
+  accept (upgrade: PendingUpgrade, request: TRequest): RouteSocket<TRequest> | undefined {
+    const { socket, head } = upgrade
+    upgrade.release()
+    if (socket.destroyed) return undefined
+    const protocol = selectProtocol(upgrade.protocols, this.protocols, request)
+    socket.write(acceptResponse(upgrade.key, protocol))
+    const ws = new RouteSocket(socket as Socket, this, request, { ...this.connectionOptions, protocol })
+    this.registry.add(ws)
+    const open = this.handlers.open
+    if (open === undefined) {
+      ws.start(head)
+      return ws
+    }
+    let result: unknown
+    try {
+      result = open(ws, request)
+    } catch (error) {
+      this.handlerFailed(ws, 'open', error)
+      ws.start(head)
+      return ws
+    }
+    if (isPromise(result)) {
+      // Frames that arrive meanwhile wait in the socket (bounded by its
+      // buffer, then by TCP) and are parsed once `open` has settled.
+      result.then(() => ws.start(head), (error: unknown) => {
+        this.handlerFailed(ws, 'open', error)
+        ws.start(head)
+      })
+    } else {
+      ws.start(head)
+    }
+    return ws
+  }
+
+  // ------------------------------------------------ ConnectionHandler
+
+  onMessage (connection: RouteSocket<TRequest>, data: Buffer, isBinary: boolean): void {
+    const handler = this.handlers.message
+    if (handler === undefined) return
+    this.run(connection, 'message', handler, isBinary ? data : data.toString(), isBinary)
+  }
+
+  onClose (connection: RouteSocket<TRequest>, code: number, reason: Buffer): void {
+    this.registry.delete(connection)
+    const handler = this.handlers.close
+    if (handler !== undefined) this.run(connection, 'close', handler, code, reason.toString())
+  }
+
+  onDrain (connection: RouteSocket<TRequest>): void {
+    const handler = this.handlers.drain
+    if (handler !== undefined) this.run(connection, 'drain', handler)
+  }
+
+  onPing (connection: RouteSocket<TRequest>, data: Buffer): void {
+    const handler = this.handlers.ping
+    if (handler !== undefined) this.run(connection, 'ping', handler, data)
+  }
+
+  onPong (connection: RouteSocket<TRequest>, data: Buffer): void {
+    const handler = this.handlers.pong
+    if (handler !== undefined) this.run(connection, 'pong', handler, data)
+  }
+
+  onError (connection: RouteSocket<TRequest>, error: Error): void {
+    const log = this.logger(connection.request)
+    if (error instanceof WebSocketError) log.debug({ err: error }, `websocket closed: ${error.code}`)
+    else if (isNetworkError(error)) log.debug({ err: error }, 'websocket network error')
+    else log.error({ err: error }, 'websocket error')
+    this.reportError(connection, error)
+  }
+
+  // ------------------------------------------------ handler calls
+
+  /** Calls a user handler; a throw or a rejection fails this socket only. */
+  private run (ws: RouteSocket<TRequest>, phase: string, handler: Handler, a?: unknown, b?: unknown): void {
+    let result: unknown
+    try {
+      result = handler(ws, a, b)
+    } catch (error) {
+      this.handlerFailed(ws, phase, error)
+      return
+    }
+    if (isPromise(result)) result.then(undefined, (error: unknown) => this.handlerFailed(ws, phase, error))
+  }
+
+  private handlerFailed (ws: RouteSocket<TRequest>, phase: string, cause: unknown): void {
+    const error = wsError(ErrorCodes.HANDLER_FAILED, `the ${phase} handler failed: ${describe(cause)}`, CloseCodes.INTERNAL_ERROR)
+    error.cause = cause
+    this.logger(ws.request).error({ err: cause }, `websocket ${phase} handler failed`)
+    this.reportError(ws, error)
+    // §7.4.1: 1011 "indicates that a server is terminating the connection
+    // because it encountered an unexpected condition".
+    if (ws.readyState === ReadyState.OPEN) ws.close(CloseCodes.INTERNAL_ERROR)
+  }
+
+  /** The route's `error` handler, then the plugin's; their own failures are only logged. */
+  private reportError (ws: RouteSocket<TRequest>, error: Error): void {
+    const routeHandler = this.handlers.error
+    try {
+      if (routeHandler !== undefined) routeHandler(ws, error)
+      if (this.errorHandler !== undefined) this.errorHandler(error, ws, ws.request)
+    } catch (failure) {
+      this.logger(ws.request).error({ err: failure }, 'websocket error handler failed')
+    }
+  }
+}
+
+function isPromise (value: unknown): value is Promise<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as Promise<unknown>).then === 'function'
+}
+
+function describe (cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause)
+}

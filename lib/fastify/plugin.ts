@@ -1,0 +1,190 @@
+/**
+ * The Fastify plugin: it takes the server's `upgrade` event, routes the
+ * request through Fastify's own router, so the route's hooks and its
+ * params/querystring/headers schemas run before the 101 (a hook's
+ * `reply.code(401).send()` is a real HTTP answer), and only then runs the
+ * handshake and the engine.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type {
+  ContextConfigDefault,
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyPluginCallback,
+  FastifyReply,
+  FastifyRequest,
+  FastifySchema,
+  FastifyTypeProvider,
+  FastifyTypeProviderDefault,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerBase,
+  RawServerDefault,
+  RouteGenericInterface,
+  RouteHandlerMethod,
+  RouteOptions,
+  RouteShorthandOptions,
+} from 'fastify'
+import fp from 'fastify-plugin'
+import { RouteRunner } from '../core/route.js'
+import { SocketRegistry } from '../core/registry.js'
+import type { RouteSocket } from '../core/socket.js'
+import type { WsLimits, WsRouteOptions } from '../core/types.js'
+import { beginUpgrade, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
+import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
+
+export interface WsPluginOptions extends WsLimits {
+  /** Called for every error on any socket (after the route's own `error` handler). */
+  errorHandler?: (error: Error, socket: RouteSocket<FastifyRequest>, request: FastifyRequest) => void
+  /** The reason sent with 1001 to every client when the app closes. Default 'server shutting down'. */
+  shutdownReason?: string
+}
+
+/** The request type of a ws route, resolved like Fastify resolves a handler's request. */
+export type WsRequest<
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  RawServer extends RawServerBase = RawServerDefault,
+  RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+  ContextConfig = ContextConfigDefault,
+  Logger extends FastifyBaseLogger = FastifyBaseLogger,
+> = FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>
+
+/** `app.ws(path, options)`: Fastify's route shorthand options plus the ws handlers, limits and protocols. */
+export type WsShorthandOptions<
+  RawServer extends RawServerBase = RawServerDefault,
+  RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+  RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  ContextConfig = ContextConfigDefault,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+  Logger extends FastifyBaseLogger = FastifyBaseLogger,
+> = Omit<RouteShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>, 'ws'> &
+  WsRouteOptions<WsRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>> & {
+    /** Answers plain HTTP requests to the same path; without it they get 426 Upgrade Required. */
+    handler?: RouteHandlerMethod<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>
+  }
+
+declare module 'fastify' {
+  interface FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider> {
+    /** Declares a WebSocket route: `GET path`, upgraded after its hooks and schemas ran. */
+    ws<
+      RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+      ContextConfig = ContextConfigDefault,
+      const SchemaCompiler extends FastifySchema = FastifySchema,
+    >(
+      path: string,
+      options: WsShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>,
+    ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
+  }
+
+  interface RouteShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger> {
+    /** Makes the route a WebSocket route too: upgrade requests get these handlers, plain requests the `handler`. */
+    ws?: WsRouteOptions<FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>>
+  }
+}
+
+const LIMIT_KEYS = ['maxPayload', 'maxFragments', 'closeTimeout', 'maxBackpressure', 'backpressurePolicy'] as const
+const WS_KEYS = new Set<string>([...LIMIT_KEYS, 'open', 'message', 'close', 'drain', 'error', 'ping', 'pong', 'protocols'])
+
+function pickLimits (source: WsLimits): WsLimits {
+  const limits: Record<string, unknown> = {}
+  for (const key of LIMIT_KEYS) if (source[key] !== undefined) limits[key] = source[key]
+  return limits as WsLimits
+}
+
+function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
+  // RFC 9110 §15.5.22: a 426 response "MUST send an Upgrade header field".
+  reply.code(426).header('upgrade', 'websocket').send({
+    statusCode: 426,
+    error: 'Upgrade Required',
+    message: 'this route only accepts WebSocket connections',
+  })
+}
+
+function methodsOf (options: RouteOptions): string[] {
+  return Array.isArray(options.method) ? options.method : [options.method]
+}
+
+const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) => {
+  const registry = new SocketRegistry()
+  const defaults = pickLimits(options)
+  const shutdownReason = options.shutdownReason ?? 'server shutting down'
+  let closing = false
+
+  fastify.decorate('ws', function ws (this: FastifyInstance, path: string, routeOptions: Record<string, unknown>) {
+    const wsOptions: Record<string, unknown> = {}
+    const httpOptions: Record<string, unknown> = {}
+    for (const key in routeOptions) {
+      if (WS_KEYS.has(key)) wsOptions[key] = routeOptions[key]
+      else httpOptions[key] = routeOptions[key]
+    }
+    return this.route({ ...httpOptions, method: 'GET', url: path, handler: (httpOptions.handler as RouteHandlerMethod | undefined) ?? upgradeRequired, ws: wsOptions } as RouteOptions)
+  } as any)
+
+  fastify.addHook('onRoute', (routeOptions) => {
+    const methods = methodsOf(routeOptions)
+    if (!methods.includes('GET')) {
+      if (routeOptions.ws !== undefined && !methods.includes('HEAD')) throw new Error(`wsroutes: the WebSocket route ${routeOptions.url} must use GET`)
+      return
+    }
+    const httpHandler = routeOptions.handler
+    const wsOptions = routeOptions.ws
+    if (wsOptions === undefined) {
+      // An upgrade to a path with no ws route gets the app's 404, as HTTP.
+      routeOptions.handler = function handlerOrNotFound (this: FastifyInstance, request, reply) {
+        if ((request.raw as UpgradeRequest)[kUpgrade] !== undefined) return reply.callNotFound()
+        return httpHandler.call(this, request, reply)
+      }
+      return
+    }
+    const runner = new RouteRunner<FastifyRequest>({
+      handlers: wsOptions as WsRouteOptions<FastifyRequest>,
+      limits: { ...defaults, ...pickLimits(wsOptions) },
+      protocols: wsOptions.protocols as WsRouteOptions<FastifyRequest>['protocols'],
+      registry,
+      logger: request => request.log,
+      errorHandler: options.errorHandler,
+    })
+    routeOptions.handler = function wsRouteHandler (this: FastifyInstance, request, reply) {
+      const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
+      if (upgrade === undefined) return httpHandler.call(this, request, reply)
+      reply.hijack()
+      runner.accept(upgrade, request)
+    }
+  })
+
+  function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (closing) {
+      refuseUpgrade(socket, 503, 'server shutting down')
+      return
+    }
+    const response = beginUpgrade(request, socket, head)
+    if (response === undefined) return
+    try {
+      fastify.routing(request, response)
+    } catch (error) {
+      fastify.log.error({ err: error }, 'wsroutes: routing an upgrade request failed')
+      socket.destroy()
+    }
+  }
+  fastify.server.on('upgrade', onUpgrade)
+
+  fastify.addHook('preClose', async () => {
+    // New upgrades get 503 from now on; open sockets get 1001 and
+    // `closeTimeout` to answer, then whatever is left is terminated.
+    closing = true
+    await registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT)
+  })
+  fastify.addHook('onClose', (_instance, next) => {
+    fastify.server.off('upgrade', onUpgrade)
+    next()
+  })
+  done()
+}
+
+/** The wsroutes plugin: `fastify.register(wsroutes, options)`. */
+export const wsroutes = fp(plugin, { fastify: '5.x', name: 'wsroutes' })

@@ -1,0 +1,13 @@
+/**
+ * wsroutes: WebSocket routes for Fastify, on a hand-written RFC 6455 engine.
+ */
+import { wsroutes } from './fastify/plugin.js'
+
+export default wsroutes
+export { wsroutes }
+export type { WsPluginOptions, WsShorthandOptions, WsRequest } from './fastify/plugin.js'
+export type { WebSocket, WsHandlers, WsLimits, WsRouteOptions, RawData } from './core/types.js'
+export { RouteSocket } from './core/socket.js'
+export { CloseCodes, isValidCloseCode, MAX_CLOSE_REASON_BYTES, type CloseCode, type ApplicationCloseCode, type ProtocolCloseCode } from './engine/close-codes.js'
+export { ErrorCodes, WebSocketError, type ErrorCode } from './engine/errors.js'
+export { ReadyState, SendStatus, type SendOptions, type BackpressurePolicy } from './engine/connection.js'
