@@ -27,6 +27,7 @@ import type {
   RouteShorthandOptions,
 } from 'fastify'
 import fp from 'fastify-plugin'
+import { LIMIT_KEYS, pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
 import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
@@ -87,22 +88,10 @@ declare module 'fastify' {
   }
 }
 
-const LIMIT_KEYS = ['maxPayload', 'maxFragments', 'closeTimeout', 'maxBackpressure', 'backpressurePolicy'] as const
 const WS_KEYS = new Set<string>([...LIMIT_KEYS, 'open', 'message', 'close', 'drain', 'error', 'ping', 'pong', 'protocols'])
 
-function pickLimits (source: WsLimits): WsLimits {
-  const limits: Record<string, unknown> = {}
-  for (const key of LIMIT_KEYS) if (source[key] !== undefined) limits[key] = source[key]
-  return limits as WsLimits
-}
-
 function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
-  // RFC 9110 §15.5.22: a 426 response "MUST send an Upgrade header field".
-  reply.code(426).header('upgrade', 'websocket').send({
-    statusCode: 426,
-    error: 'Upgrade Required',
-    message: 'this route only accepts WebSocket connections',
-  })
+  reply.code(UPGRADE_REQUIRED.statusCode).headers(UPGRADE_REQUIRED.headers).send(UPGRADE_REQUIRED.body)
 }
 
 function methodsOf (options: RouteOptions): string[] {
