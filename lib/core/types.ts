@@ -5,6 +5,7 @@
 import type { CloseCode } from '../engine/close-codes.js'
 import type { BackpressurePolicy, ReadyState, SendOptions, SendStatus } from '../engine/connection.js'
 import type { ProtocolSelector } from '../engine/handshake.js'
+import type { InvalidMessagePolicy } from './messages.js'
 
 /** What a handler's socket offers. `TSend` is what `send()` accepts. */
 export interface WebSocket<TSend = RawData, TRequest = unknown> {
@@ -18,8 +19,18 @@ export interface WebSocket<TSend = RawData, TRequest = unknown> {
   readonly droppedMessages: number
   /** The request that opened the connection (Fastify's `FastifyRequest`, Express's `Request`). */
   readonly request: TRequest
-  /** Sends a message; strings go as text frames, binary data as binary frames unless `options.binary` says otherwise. */
+  /**
+   * Sends a message; strings go as text frames, binary data as binary frames
+   * unless `options.binary` says otherwise. On a route with a `send` schema it
+   * takes the schema's type: the value is validated and serialized (a text
+   * frame), and one that does not match throws `WS_ERR_INVALID_OUTBOUND`
+   * with nothing sent.
+   */
   send (data: TSend, options?: SendOptions): SendStatus
+  /** Sends a string or bytes as they are, bypassing any `send` schema (for example one message serialized once for many sockets). */
+  sendRaw (data: RawData, options?: SendOptions): SendStatus
+  /** Invalid inbound messages on a JSON route, counted whatever the `invalidMessage` policy did with them. */
+  readonly invalidMessages: number
   ping (data?: string | Buffer): SendStatus
   pong (data?: string | Buffer): SendStatus
   /**
@@ -63,10 +74,51 @@ export interface WsLimits {
   maxBackpressure?: number
   /** `close` (1008) or `drop`. Default `close`. */
   backpressurePolicy?: BackpressurePolicy
+  /**
+   * Seconds without an inbound frame before the peer counts as gone; a ping
+   * goes out at half of it. Default 120; 0 turns the heartbeat off.
+   */
+  idleTimeout?: number
+}
+
+/** One entry of `messages`: the schema of that message type (the whole message, discriminator included) and its handler. */
+export interface WsMessageRoute<TRequest = unknown, TMessage = unknown, TSend = RawData, TSchema = unknown> {
+  schema?: TSchema
+  handler (socket: WebSocket<TSend, TRequest>, message: TMessage): MaybePromise<void>
+}
+
+/** The JSON-message options of a route (the schemas themselves are in the route's `schema`: `message`, `send`). */
+export interface WsMessageOptions<TRequest = unknown, TSend = RawData> {
+  /**
+   * Handlers by message type: `{ join: { schema, handler }, say: { schema, handler } }`.
+   * The message's `discriminator` property picks the entry; a missing or
+   * unknown type is an invalid message (`WS_ERR_UNKNOWN_MESSAGE_TYPE`).
+   * A route has either `message` or `messages`.
+   */
+  messages?: Record<string, WsMessageRoute<TRequest, any, TSend>>
+  /** The property that names a message's type in `messages` and in the error envelope. Default `type`. */
+  discriminator?: string
+  /**
+   * What happens to an inbound message that is not valid JSON, does not
+   * match its schema, has an unknown type, or is binary on a JSON route:
+   * `close` (default; 1007 for bad JSON, 1008 for a mismatch or an unknown
+   * type, 1003 for binary), `reply` (an error envelope, the connection stays
+   * open), `ignore`, or a function that decides (returns one of those, or acts
+   * itself and returns nothing). Every one is counted in `socket.invalidMessages`.
+   */
+  invalidMessage?: InvalidMessagePolicy<WebSocket<TSend, TRequest>>
+}
+
+/** The schemas a JSON route may declare next to Fastify's (`params`, `querystring`, `headers`). */
+export interface WsMessageSchemas {
+  /** Every inbound text message is parsed as JSON and validated with it. */
+  message?: unknown
+  /** What `send()` takes: validated, then serialized with it. */
+  send?: unknown
 }
 
 export interface WsRouteOptions<TRequest = unknown, TMessage = string | Buffer, TSend = RawData>
-  extends WsHandlers<TRequest, TMessage, TSend>, WsLimits {
+  extends WsHandlers<TRequest, TMessage, TSend>, WsLimits, WsMessageOptions<TRequest, TSend> {
   /** Subprotocols this route speaks, in order of preference, or a function choosing among the client's offers. */
   protocols?: ProtocolSelector<TRequest>
 }

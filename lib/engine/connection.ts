@@ -8,6 +8,7 @@ import type { Socket } from 'node:net'
 import { CloseCodes, MAX_CLOSE_REASON_BYTES, isValidCloseCode, type CloseCode } from './close-codes.js'
 import { ErrorCodes, WebSocketError, wsError, wsRangeError, wsTypeError } from './errors.js'
 import { FrameParser, Opcode, type FrameHandler } from './parser.js'
+import { watchIdle, type HeartbeatGroup, type HeartbeatMember } from './heartbeat.js'
 import { FrameWriter } from './writer.js'
 
 export const ReadyState = {
@@ -42,6 +43,13 @@ export interface ConnectionOptions {
   maxBackpressure?: number
   /** `close`: close a slow consumer with 1008; `drop`: drop new messages and count them (default `close`). */
   backpressurePolicy?: BackpressurePolicy
+  /**
+   * Seconds without any inbound frame before the peer counts as gone (default
+   * 120; 0 turns the heartbeat off). A ping goes out after half of it; a peer
+   * that stays silent for the rest is dropped (its `close` reports 1006, its
+   * `error` WS_ERR_IDLE_TIMEOUT).
+   */
+  idleTimeout?: number
   /** The negotiated subprotocol ('' for none). */
   protocol?: string
 }
@@ -65,12 +73,15 @@ export interface SendOptions {
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024
 export const DEFAULT_MAX_FRAGMENTS = 65536
 export const DEFAULT_CLOSE_TIMEOUT = 5000
+export const DEFAULT_IDLE_TIMEOUT = 120
 
 const kConnection = Symbol('wsroutes.connection')
 type OwnedSocket = Socket & { [kConnection]?: Connection }
 
 function socketOnData (this: OwnedSocket, chunk: Buffer): void {
-  this[kConnection]!.parser.write(chunk)
+  const connection = this[kConnection]!
+  connection.activity = true
+  connection.parser.write(chunk)
 }
 function socketOnEnd (this: OwnedSocket): void {
   // The peer closed its half: close ours too (HTTP server sockets allow half-open).
@@ -100,7 +111,7 @@ function toBuffer (data: ArrayBufferView | ArrayBuffer): Buffer {
   return Buffer.from(data)
 }
 
-export class Connection implements FrameHandler {
+export class Connection implements FrameHandler, HeartbeatMember {
   readonly socket: OwnedSocket
   /** @internal */
   readonly parser: FrameParser
@@ -110,6 +121,12 @@ export class Connection implements FrameHandler {
   private readonly closeTimeout: number
   private readonly maxBackpressure: number
   private readonly backpressurePolicy: BackpressurePolicy
+  private readonly idleTimeoutMs: number
+  private heartbeat: HeartbeatGroup | undefined
+  /** @internal Inbound bytes since the heartbeat's last tick. */
+  activity = false
+  /** @internal */
+  idleTicks = 0
 
   readyState: ReadyState = ReadyState.OPEN
   /** The negotiated subprotocol, '' when none. */
@@ -133,6 +150,7 @@ export class Connection implements FrameHandler {
     this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
     this.maxBackpressure = options.maxBackpressure ?? Infinity
     this.backpressurePolicy = options.backpressurePolicy ?? 'close'
+    this.idleTimeoutMs = (options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) * 1000
     this.parser = new FrameParser(this, {
       maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
@@ -160,6 +178,7 @@ export class Connection implements FrameHandler {
     socket.on('data', socketOnData)
     socket.on('end', socketOnEnd)
     socket.on('drain', socketOnDrain)
+    if (this.idleTimeoutMs > 0) this.heartbeat = watchIdle(this, this.idleTimeoutMs)
     if (head !== undefined && head.length > 0) this.parser.write(head)
     if (socket.destroyed) this.finish()
   }
@@ -257,7 +276,38 @@ export class Connection implements FrameHandler {
       this.closeTimer = undefined
     }
     this.parser.stop()
+    if (this.heartbeat !== undefined) {
+      this.heartbeat.remove(this)
+      this.heartbeat = undefined
+    }
     this.handler.onClose(this, this.closeCode, this.closeReason)
+  }
+
+  /**
+   * Stops parsing after the current message, and reading from the socket, so
+   * TCP pushes back on the peer while the owner awaits a handler.
+   */
+  pauseReading (): void {
+    this.parser.pause()
+    this.socket.pause()
+  }
+
+  resumeReading (): void {
+    if (this.readyState === ReadyState.CLOSED) return
+    this.socket.resume()
+    this.parser.resume()
+  }
+
+  /** @internal Half the idle timeout passed without a frame. */
+  heartbeatPing (): void {
+    if (this.readyState === ReadyState.OPEN) this.writer.frame(Opcode.PING, Buffer.alloc(0))
+  }
+
+  /** @internal The idle timeout passed, the ping unanswered. */
+  heartbeatExpired (): void {
+    if (this.readyState === ReadyState.CLOSED) return
+    this.reportError(wsError(ErrorCodes.IDLE_TIMEOUT, `no frame from the peer for ${this.idleTimeoutMs / 1000} s, ping unanswered`))
+    this.terminate()
   }
 
   /** @internal */

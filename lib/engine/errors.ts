@@ -37,12 +37,24 @@ export const ErrorCodes = {
   CLOSE_TIMEOUT: 'WS_ERR_CLOSE_TIMEOUT',
   /** A route handler threw or rejected (1011). */
   HANDLER_FAILED: 'WS_ERR_HANDLER_FAILED',
+  /** The peer sent nothing for `idleTimeout` seconds and did not answer the heartbeat ping; the connection was dropped (close reports 1006). */
+  IDLE_TIMEOUT: 'WS_ERR_IDLE_TIMEOUT',
   /** `send()`/`ping()` on a connection that is closing or closed. */
   NOT_OPEN: 'WS_ERR_NOT_OPEN',
   /** The opening handshake was invalid; answered with an HTTP status, no upgrade. */
   INVALID_HANDSHAKE: 'WS_ERR_INVALID_HANDSHAKE',
   /** A control frame payload passed to `ping()`/`pong()` was over 125 bytes (RangeError). */
   CONTROL_PAYLOAD_TOO_LONG: 'WS_ERR_CONTROL_PAYLOAD_TOO_LONG',
+  /** On a JSON route, a text message was not valid JSON or carried a `__proto__`/`constructor.prototype` key (1007 under the `close` policy). */
+  INVALID_JSON: 'WS_ERR_INVALID_JSON',
+  /** On a JSON route, a message did not match the route's message schema (1008 under the `close` policy); `error.validation` holds the validator's errors. */
+  INVALID_MESSAGE: 'WS_ERR_INVALID_MESSAGE',
+  /** On a route with `messages`, the discriminator property was missing or named no handler (1008 under the `close` policy). */
+  UNKNOWN_MESSAGE_TYPE: 'WS_ERR_UNKNOWN_MESSAGE_TYPE',
+  /** On a JSON route, a binary message arrived (1003 under the `close` policy, RFC 6455 §7.4.1). */
+  BINARY_NOT_ALLOWED: 'WS_ERR_BINARY_NOT_ALLOWED',
+  /** `send()` on a route with a `send` schema was given a value that does not match it; nothing was sent, the connection stays open. */
+  INVALID_OUTBOUND: 'WS_ERR_INVALID_OUTBOUND',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -80,6 +80,8 @@ export class FrameParser {
   private fragmentCount = 0
   private readonly fragments: Buffer[] = []
   private readonly utf8 = new Utf8Validator()
+  /** While paused, input is kept but no frame is parsed (the owner awaits a handler). */
+  private paused = false
 
   constructor (handler: FrameHandler, options: ParserOptions) {
     this.handler = handler
@@ -96,6 +98,22 @@ export class FrameParser {
     if (this.state === State.STOPPED || chunk.length === 0) return
     this.chunks.push(chunk)
     this.buffered += chunk.length
+    if (!this.paused) this.run()
+  }
+
+  /** Bytes received and not parsed yet. */
+  get pending (): number {
+    return this.buffered
+  }
+
+  /** Stops after the frame being delivered; input keeps accumulating until `resume()`. */
+  pause (): void {
+    this.paused = true
+  }
+
+  resume (): void {
+    if (!this.paused) return
+    this.paused = false
     this.run()
   }
 
@@ -110,7 +128,7 @@ export class FrameParser {
 
   private run (): void {
     let more = true
-    while (more) {
+    while (more && !this.paused) {
       switch (this.state) {
         case State.INFO: more = this.readInfo(); break
         case State.LENGTH_16: more = this.readLength16(); break

@@ -1,0 +1,74 @@
+/**
+ * Idle detection for any number of connections with one timer per distinct
+ * timeout, not one per connection: resetting a timer on every frame would
+ * cost more than the frame. A connection only flags inbound activity (one
+ * boolean store per socket read); each group's timer ticks four times per
+ * timeout. Two quiet ticks (half the timeout) send a ping; four quiet ticks
+ * mean the peer did not answer it, and the connection is dropped.
+ */
+
+export interface HeartbeatMember {
+  /** Set by the connection on every socket read. */
+  activity: boolean
+  /** Ticks since the last activity, kept by the group. */
+  idleTicks: number
+  /** Half the timeout passed in silence. */
+  heartbeatPing (): void
+  /** The whole timeout passed, the ping included: the peer is gone. */
+  heartbeatExpired (): void
+}
+
+const TICKS_PER_TIMEOUT = 4
+const PING_AT_TICK = 2
+
+class HeartbeatGroup {
+  readonly members = new Set<HeartbeatMember>()
+  private readonly timer: NodeJS.Timeout
+
+  constructor (readonly timeoutMs: number, private readonly groups: Map<number, HeartbeatGroup>) {
+    this.timer = setInterval(sweep, Math.max(1, Math.floor(timeoutMs / TICKS_PER_TIMEOUT)), this)
+    this.timer.unref()
+  }
+
+  remove (member: HeartbeatMember): void {
+    this.members.delete(member)
+    if (this.members.size === 0) {
+      clearInterval(this.timer)
+      this.groups.delete(this.timeoutMs)
+    }
+  }
+
+  sweep (): void {
+    for (const member of this.members) {
+      if (member.activity) {
+        member.activity = false
+        member.idleTicks = 0
+        continue
+      }
+      const ticks = ++member.idleTicks
+      if (ticks === PING_AT_TICK) member.heartbeatPing()
+      else if (ticks >= TICKS_PER_TIMEOUT) member.heartbeatExpired()
+    }
+  }
+}
+
+function sweep (group: HeartbeatGroup): void {
+  group.sweep()
+}
+
+const groups = new Map<number, HeartbeatGroup>()
+
+/** Watches `member` for `timeoutMs` of inbound silence. Returns the function that stops watching. */
+export function watchIdle (member: HeartbeatMember, timeoutMs: number): HeartbeatGroup {
+  let group = groups.get(timeoutMs)
+  if (group === undefined) {
+    group = new HeartbeatGroup(timeoutMs, groups)
+    groups.set(timeoutMs, group)
+  }
+  member.activity = false
+  member.idleTicks = 0
+  group.members.add(member)
+  return group
+}
+
+export type { HeartbeatGroup }
