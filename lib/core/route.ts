@@ -61,7 +61,12 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   accept (upgrade: PendingUpgrade, request: TRequest): RouteSocket<TRequest> | undefined {
     const { socket, head } = upgrade
     upgrade.release()
-    if (socket.destroyed) return undefined
+    // A client that left while hooks or middleware ran: its FIN may already
+    // have been read ('end' emitted), and the connection would never see it.
+    if (socket.destroyed || socket.readableEnded) {
+      socket.destroy()
+      return undefined
+    }
     const protocol = selectProtocol(upgrade.protocols, this.protocols, request)
     socket.write(acceptResponse(upgrade.key, protocol))
     const ws = new RouteSocket(socket as Socket, this, request, { ...this.connectionOptions, protocol })
