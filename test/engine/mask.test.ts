@@ -1,0 +1,102 @@
+/**
+ * applyMask against the definition in RFC 6455 §5.3 ("Octet i of the
+ * transformed data is the XOR of octet i of the original data with octet at
+ * index i modulo 4 of the masking key"), written as a plain byte loop.
+ */
+import t from 'tap'
+import { applyMask } from '../../lib/engine/mask.js'
+import { prng, randomBytes } from '../helpers/random.js'
+
+function naiveMask (data: Uint8Array, mask: Uint8Array, offset: number): Uint8Array {
+  const out = new Uint8Array(data.length)
+  for (let i = 0; i < data.length; i++) out[i] = data[i] ^ mask[(offset + i) % 4]
+  return out
+}
+
+const equal = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+
+t.test('equals the byte loop for lengths 0-200, offsets 0-3, at every alignment', async t => {
+  const random = prng(99)
+  const GUARD = 8
+  for (let byteOffset = 0; byteOffset < 8; byteOffset++) {
+    const failures: string[] = []
+    let checked = 0
+    for (let length = 0; length <= 200; length++) {
+      for (let offset = 0; offset < 4; offset++) {
+        const mask = randomBytes(random, 4)
+        // A fresh backing store, so the view starts exactly `byteOffset` bytes into it.
+        const backing = new Uint8Array(new ArrayBuffer(byteOffset + length + GUARD))
+        for (let i = 0; i < backing.length; i++) backing[i] = Math.floor(random() * 256)
+        const before = backing.slice()
+        const data = backing.subarray(byteOffset, byteOffset + length)
+        const wanted = naiveMask(data, mask, offset)
+        applyMask(data, mask, offset)
+        checked++
+        if (!equal(data, wanted)) failures.push(`length ${length}, offset ${offset}`)
+        const outside = [...before.subarray(0, byteOffset), ...before.subarray(byteOffset + length)]
+        const outsideAfter = [...backing.subarray(0, byteOffset), ...backing.subarray(byteOffset + length)]
+        if (outside.join() !== outsideAfter.join()) failures.push(`length ${length}, offset ${offset}: bytes outside the view changed`)
+      }
+    }
+    t.same(failures.slice(0, 5), [], `byteOffset ${byteOffset}: ${checked} cases`)
+  }
+})
+
+t.test('works on Buffers from the shared pool (arbitrary byteOffset) and large inputs', async t => {
+  const random = prng(5)
+  for (const length of [31, 32, 33, 1000, 4096, 65537]) {
+    const source = randomBytes(random, length + 3)
+    for (let start = 0; start < 3; start++) {
+      // A view `start` bytes into a (possibly pooled) Buffer: unaligned for start 1 and 2.
+      const data = Buffer.from(source).subarray(start, start + length)
+      const mask = randomBytes(random, 4)
+      const offset = Math.floor(random() * 4)
+      const wanted = naiveMask(data, mask, offset)
+      applyMask(data, mask, offset)
+      t.ok(equal(data, wanted), `length ${length}, start ${start}, byteOffset ${data.byteOffset % 4}, offset ${offset}`)
+    }
+  }
+})
+
+t.test('masking twice restores the data', async t => {
+  const random = prng(6)
+  for (const length of [0, 1, 3, 4, 5, 31, 32, 33, 127, 1024, 10007]) {
+    const original = randomBytes(random, length)
+    const data = Buffer.from(original)
+    const mask = randomBytes(random, 4)
+    applyMask(data, mask, 2)
+    if (length >= 8) t.notOk(data.equals(original), `length ${length}: masked differs`)
+    applyMask(data, mask, 2)
+    t.ok(data.equals(original), `length ${length}: restored`)
+  }
+})
+
+t.test('masking in pieces with running offsets equals masking at once', async t => {
+  const random = prng(8)
+  const original = randomBytes(random, 500)
+  const mask = randomBytes(random, 4)
+  const whole = Buffer.from(original)
+  applyMask(whole, mask, 0)
+  for (const cuts of [[1, 2, 3, 100, 250, 499], [33, 66, 99], [4, 8, 12, 64], [7, 200]]) {
+    const pieces = Buffer.from(original)
+    let at = 0
+    for (const cut of [...cuts, 500]) {
+      applyMask(pieces.subarray(at, cut), mask, at)
+      at = cut
+    }
+    t.ok(pieces.equals(whole), `cut at ${cuts.join(', ')}`)
+  }
+})
+
+t.test('the RFC 6455 §5.7 example: "Hello" with key 37 fa 21 3d', async t => {
+  const data = Buffer.from('Hello')
+  applyMask(data, Buffer.from([0x37, 0xfa, 0x21, 0x3d]), 0)
+  t.same([...data], [0x7f, 0x9f, 0x4d, 0x51, 0x58])
+})
+
+t.test('a zero key leaves the data as it is', async t => {
+  const data = randomBytes(prng(9), 100)
+  const copy = Buffer.from(data)
+  applyMask(data, Buffer.alloc(4), 3)
+  t.ok(data.equals(copy))
+})
