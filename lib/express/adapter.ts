@@ -1,0 +1,296 @@
+/**
+ * The Express 5 adapter. It takes the HTTP server's `upgrade` event and runs
+ * the request through the Express app itself, with a `ServerResponse` bound
+ * to the raw socket: params, `app.use` prefixes, routers, auth middleware and
+ * error middleware all run before any 101, and whatever they answer (a 401, a
+ * `next(err)`, Express's 404) is a real HTTP response on the socket. Only the
+ * last handler of a `ws` route runs the handshake and hands the socket to the
+ * engine.
+ *
+ * `app.ws()` and `router.ws()` are installed on Express's application and
+ * Router prototypes, so routes can be declared on any router, before or after
+ * `wsExpress()` is called. A route finds the adapter that owns the server
+ * through the request, so one app can serve several servers (HTTP and HTTPS),
+ * each with its own limits and its own shutdown.
+ */
+import type { IncomingMessage, Server as HttpServer } from 'node:http'
+import type { Server as HttpsServer } from 'node:https'
+import type { Duplex } from 'node:stream'
+import express from 'express'
+import type {
+  Application,
+  NextFunction,
+  ParamsDictionary,
+  PathParams,
+  Query,
+  Request,
+  RequestHandler,
+  RequestHandlerParams,
+  Response,
+  RouteParameters,
+} from 'express-serve-static-core'
+import { pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
+import { SocketRegistry } from '../core/registry.js'
+import { RouteRunner, type RouteLogger } from '../core/route.js'
+import type { RouteSocket } from '../core/socket.js'
+import type { RawData, WebSocket, WsLimits, WsRouteOptions } from '../core/types.js'
+import { beginUpgrade, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
+import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
+
+/** The pino-like logger the adapter writes to: `{ error, warn, debug }`, each `(object, message)`. */
+export type WsLogger = RouteLogger
+
+export interface WsExpressOptions extends WsLimits {
+  /**
+   * Where handler failures and socket errors are logged. Default: errors and
+   * warnings to the console, debug messages nowhere.
+   */
+  logger?: WsLogger
+  /** Called for every error on any socket (after the route's own `error` handler). */
+  errorHandler?: (error: Error, socket: RouteSocket<Request>, request: Request) => void
+  /** The reason sent with 1001 to every client on shutdown. Default 'server shutting down'. */
+  shutdownReason?: string
+}
+
+/** The options object that ends `app.ws(path, ...middleware, options)`: handlers, limits, protocols. */
+export type WsExpressRouteOptions<TRequest = Request> = WsRouteOptions<TRequest>
+
+/** The open sockets of one adapter: iterable, with a count. */
+export interface WsClients {
+  readonly size: number
+  [Symbol.iterator] (): Iterator<WebSocket<RawData, Request>>
+}
+
+/** What `wsExpress()` returns. */
+export interface WsExpress {
+  readonly app: Application
+  readonly server: HttpServer | HttpsServer
+  /** The sockets open right now, for broadcasts. */
+  readonly clients: WsClients
+  /**
+   * Refuses new upgrades with 503, sends every open socket 1001 and resolves
+   * once they have closed (or after `closeTimeout`, terminating the rest).
+   * `server.close()` calls it too.
+   */
+  close (): Promise<void>
+}
+
+/**
+ * `app.ws()` / `router.ws()`: a path, optional middleware, and the route
+ * options last. The overloads follow Express's own `IRouterMatcher`: plain
+ * request handlers first (so inline middleware is contextually typed), then
+ * any handler params (arrays, error middleware); params are inferred from
+ * the path.
+ */
+export interface WsRouteMatcher<T> {
+  <
+    Route extends string,
+    P = RouteParameters<Route>,
+    ReqQuery = Query,
+    LocalsObj extends Record<string, any> = Record<string, any>,
+  >(
+    path: Route,
+    ...handlers: [
+      ...middleware: Array<RequestHandler<P, any, any, ReqQuery, LocalsObj>>,
+      options: WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>>,
+    ]
+  ): T
+  <
+    Route extends string,
+    P = RouteParameters<Route>,
+    ReqQuery = Query,
+    LocalsObj extends Record<string, any> = Record<string, any>,
+  >(
+    path: Route,
+    ...handlers: [
+      ...middleware: Array<RequestHandlerParams<P, any, any, ReqQuery, LocalsObj>>,
+      options: WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>>,
+    ]
+  ): T
+  <
+    P = ParamsDictionary,
+    ReqQuery = Query,
+    LocalsObj extends Record<string, any> = Record<string, any>,
+  >(
+    path: PathParams,
+    ...handlers: [
+      ...middleware: Array<RequestHandler<P, any, any, ReqQuery, LocalsObj>>,
+      options: WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>>,
+    ]
+  ): T
+  <
+    P = ParamsDictionary,
+    ReqQuery = Query,
+    LocalsObj extends Record<string, any> = Record<string, any>,
+  >(
+    path: PathParams,
+    ...handlers: [
+      ...middleware: Array<RequestHandlerParams<P, any, any, ReqQuery, LocalsObj>>,
+      options: WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>>,
+    ]
+  ): T
+}
+
+declare module 'express-serve-static-core' {
+  interface Application<LocalsObj extends Record<string, any> = Record<string, any>> {
+    /**
+     * Declares a WebSocket route: `GET path`, upgraded after the middleware
+     * before it (and every `app.use` on the way) has run. Plain HTTP requests
+     * get 426 Upgrade Required.
+     */
+    ws: WsRouteMatcher<this>
+  }
+  interface Router {
+    /** Declares a WebSocket route on this router; see `app.ws()`. */
+    ws: WsRouteMatcher<this>
+  }
+}
+
+// ------------------------------------------------------------------ routes
+
+/** What one `wsExpress()` call shares with the routes it serves. */
+interface Adapter {
+  registry: SocketRegistry
+  defaults: WsLimits
+  logger: WsLogger
+  errorHandler: WsExpressOptions['errorHandler']
+}
+
+const kAdapter = Symbol('wsroutes.express')
+
+type AdapterRequest = UpgradeRequest & { [kAdapter]?: Adapter }
+
+const consoleLogger: WsLogger = {
+  error (object, message) {
+    console.error(`wsroutes: ${message}`, (object as { err?: unknown }).err ?? object)
+  },
+  warn (object, message) {
+    console.warn(`wsroutes: ${message}`, (object as { err?: unknown }).err ?? object)
+  },
+  debug () {},
+}
+
+/** The last handler of a ws route: the handshake for upgrades, 426 for plain HTTP. */
+function wsRouteHandler (options: WsExpressRouteOptions<any>): (req: Request, res: Response, next: NextFunction) => void {
+  // One runner per adapter: the limits, registry and logger are the adapter's.
+  const runners = new WeakMap<Adapter, RouteRunner<Request>>()
+  return function wsRoute (req, res) {
+    const upgrade = (req as AdapterRequest)[kUpgrade]
+    const adapter = (req as AdapterRequest)[kAdapter]
+    if (upgrade === undefined || adapter === undefined) {
+      res.status(UPGRADE_REQUIRED.statusCode).set(UPGRADE_REQUIRED.headers).json(UPGRADE_REQUIRED.body)
+      return
+    }
+    let runner = runners.get(adapter)
+    if (runner === undefined) {
+      runner = new RouteRunner<Request>({
+        handlers: options,
+        limits: { ...adapter.defaults, ...pickLimits(options) },
+        protocols: options.protocols,
+        registry: adapter.registry,
+        logger: () => adapter.logger,
+        errorHandler: adapter.errorHandler,
+      })
+      runners.set(adapter, runner)
+    }
+    try {
+      runner.accept(upgrade, req)
+    } catch (error) {
+      // A `protocols` function that throws: the response is already detached
+      // from the socket, so Express's error handling could not answer.
+      adapter.logger.error({ err: error }, 'websocket handshake failed')
+      upgrade.socket.destroy()
+    }
+  }
+}
+
+interface RouteTarget {
+  route (path: PathParams): { get (...handlers: unknown[]): unknown }
+}
+
+function ws (this: RouteTarget, path: PathParams, ...handlers: unknown[]): RouteTarget {
+  const options = handlers.pop()
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError('wsroutes: ws(path, ...middleware, options) needs the route options object (handlers and limits) last')
+  }
+  this.route(path).get(...handlers, wsRouteHandler(options as WsExpressRouteOptions))
+  return this
+}
+
+/** Installs `ws` where `get` lives, without replacing anything already there. */
+function install (target: object | null | undefined): void {
+  if (target === null || target === undefined) return
+  if (Object.prototype.hasOwnProperty.call(target, 'ws')) return
+  Object.defineProperty(target, 'ws', { value: ws, writable: true, configurable: true, enumerable: false })
+}
+
+// Apps created from now on get `ws` from the application prototype, and every
+// router (`express.Router()` and each app's own) from Router.prototype.
+install(express.application)
+install((express.Router as unknown as { prototype: object }).prototype)
+
+// ------------------------------------------------------------------ server
+
+/**
+ * Serves the ws routes of `app` on `server`: upgrade requests go through the
+ * app's middleware and routing before the handshake.
+ */
+export function wsExpress (app: Application, server: HttpServer | HttpsServer, options: WsExpressOptions = {}): WsExpress {
+  // An app created before this module was loaded, or another copy of
+  // Express: install on the app and on the prototype of its own router.
+  if (typeof (app as Partial<Application>).ws !== 'function') install(app)
+  install(Object.getPrototypeOf((app as unknown as { router: object }).router))
+
+  const adapter: Adapter = {
+    registry: new SocketRegistry(),
+    defaults: pickLimits(options),
+    logger: options.logger ?? consoleLogger,
+    errorHandler: options.errorHandler,
+  }
+  const shutdownReason = options.shutdownReason ?? 'server shutting down'
+  let closing: Promise<void> | undefined
+
+  function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (closing !== undefined) {
+      refuseUpgrade(socket, 503, 'server shutting down')
+      return
+    }
+    const response = beginUpgrade(request, socket, head)
+    if (response === undefined) return
+    ;(request as AdapterRequest)[kAdapter] = adapter
+    try {
+      app(request, response)
+    } catch (error) {
+      adapter.logger.error({ err: error }, 'routing an upgrade request failed')
+      socket.destroy()
+    }
+  }
+  server.on('upgrade', onUpgrade)
+
+  function close (): Promise<void> {
+    closing ??= adapter.registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT)
+    return closing
+  }
+
+  // server.close() waits for every connection, upgraded ones included, and
+  // emits 'close' only after the last: too late to say goodbye. So closing
+  // the server starts the adapter's shutdown first.
+  const serverClose = server.close
+  server.close = function closeServerAndSockets (this: typeof server, ...args: Parameters<typeof server.close>) {
+    close().catch((error: unknown) => adapter.logger.error({ err: error }, 'closing websockets failed'))
+    return serverClose.apply(this, args)
+  } as typeof server.close
+  server.once('close', () => {
+    server.off('upgrade', onUpgrade)
+    server.close = serverClose
+  })
+
+  return {
+    app,
+    server,
+    get clients (): WsClients {
+      return adapter.registry as unknown as WsClients
+    },
+    close,
+  }
+}
