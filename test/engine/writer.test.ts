@@ -1,0 +1,259 @@
+/**
+ * FrameWriter: the bytes of every frame it writes (checked header byte by
+ * byte and parsed back), and the corking that makes one tick's frames leave
+ * in one write.
+ */
+import { once } from 'node:events'
+import net, { type Socket } from 'node:net'
+import t from 'tap'
+import { FrameWriter } from '../../lib/engine/writer.js'
+import { parseServerFrame, parseServerFrames } from '../helpers/frames.js'
+import { prng, randomBytes, utf8OfLength } from '../helpers/random.js'
+
+type Call = { op: 'cork' } | { op: 'uncork' } | { op: 'write', chunk: Buffer }
+
+/** Just enough of a net.Socket for the writer: records what it is asked to do. */
+class FakeSocket {
+  readonly calls: Call[] = []
+  /** What write() answers, like a socket under (true) or over (false) its high-water mark. */
+  answer = true
+
+  cork (): void { this.calls.push({ op: 'cork' }) }
+  uncork (): void { this.calls.push({ op: 'uncork' }) }
+  write (chunk: Buffer): boolean {
+    this.calls.push({ op: 'write', chunk })
+    return this.answer
+  }
+
+  get written (): Buffer {
+    return Buffer.concat(this.calls.flatMap(c => c.op === 'write' ? [c.chunk] : []))
+  }
+
+  get writes (): Buffer[] {
+    return this.calls.flatMap(c => c.op === 'write' ? [c.chunk] : [])
+  }
+
+  get ops (): string[] {
+    return this.calls.map(c => c.op)
+  }
+}
+
+function fakeWriter (): { writer: FrameWriter, socket: FakeSocket } {
+  const socket = new FakeSocket()
+  return { writer: new FrameWriter(socket as unknown as Socket), socket }
+}
+
+const nextTick = (): Promise<void> => new Promise(resolve => process.nextTick(resolve))
+
+/** The header RFC 6455 §5.2 prescribes for an unmasked server frame. */
+function expectedHeader (firstByte: number, length: number): number[] {
+  if (length < 126) return [firstByte, length]
+  if (length < 0x10000) return [firstByte, 126, length >> 8, length & 0xff]
+  const out = [firstByte, 127]
+  for (let shift = 56n; shift >= 0n; shift -= 8n) out.push(Number((BigInt(length) >> shift) & 0xffn))
+  return out
+}
+
+t.test('binary frames of 0, 125, 126, 65535, 65536 bytes and 1 MiB', async t => {
+  const random = prng(11)
+  for (const length of [0, 1, 125, 126, 127, 4096, 4097, 65535, 65536, 1024 * 1024]) {
+    const { writer, socket } = fakeWriter()
+    const payload = randomBytes(random, length)
+    t.equal(writer.frame(0x2, payload), true, `${length}: returns the socket's answer`)
+    const bytes = socket.written
+    const header = expectedHeader(0x82, length)
+    t.same([...bytes.subarray(0, header.length)], header, `${length}: header ${Buffer.from(header).toString('hex')}`)
+    t.equal(bytes.length, header.length + length, `${length}: header and payload, nothing more`)
+    const parsed = parseServerFrame(bytes)
+    t.ok(parsed !== null && parsed.fin && parsed.rsv === 0 && parsed.opcode === 2 && !parsed.masked, `${length}: FIN, no RSV, binary, unmasked (§5.1)`)
+    t.ok(parsed?.payload.equals(payload), `${length}: payload parses back`)
+    if (length <= 4096) {
+      t.equal(socket.writes.length, 1, `${length}: small payloads are copied behind the header, one write`)
+    } else {
+      t.equal(socket.writes.length, 2, `${length}: large payloads are a second write`)
+      t.equal(socket.writes[1], payload, `${length}: ... of the caller's Buffer itself, not a copy`)
+    }
+  }
+})
+
+t.test('64-bit lengths above 4 GiB put the high word first', async t => {
+  // Only the header is built from the payload's length; the payload itself
+  // is handed to the socket untouched, so a stand-in object is enough.
+  for (const length of [2 ** 32 + 5, 0x12345 * 2 ** 32 + 0xdeadbeef]) {
+    const { writer, socket } = fakeWriter()
+    const standIn = { length } as unknown as Buffer
+    writer.frame(0x2, standIn)
+    t.same([...socket.writes[0]], expectedHeader(0x82, length), `length ${length}`)
+    t.equal(socket.writes[1], standIn)
+  }
+})
+
+t.test('text frames from strings: the length is counted in UTF-8 bytes', async t => {
+  const cases: Array<[string, string]> = [
+    ['empty', ''],
+    ['ASCII', 'hello'],
+    ['125 bytes, multi-byte', utf8OfLength(125).toString()],
+    ['126 bytes, multi-byte', utf8OfLength(126).toString()],
+    ['42 euro signs (126 bytes, 42 characters)', '€'.repeat(42)],
+    ['65535 bytes', utf8OfLength(65535).toString()],
+    ['65536 bytes', utf8OfLength(65536).toString()],
+    ['emoji', '😀'.repeat(40)],
+  ]
+  for (const [name, text] of cases) {
+    const { writer, socket } = fakeWriter()
+    writer.frame(0x1, text)
+    const bytes = socket.written
+    const length = Buffer.byteLength(text)
+    const header = expectedHeader(0x81, length)
+    t.same([...bytes.subarray(0, header.length)], header, `${name}: header`)
+    const parsed = parseServerFrame(bytes)
+    t.equal(parsed?.length, bytes.length, `${name}: exactly one frame`)
+    t.equal(parsed?.payload.toString(), text, `${name}: payload parses back`)
+    t.equal(socket.writes.length, 1, `${name}: one write`)
+  }
+})
+
+t.test('fin=false and other opcodes', async t => {
+  const { writer, socket } = fakeWriter()
+  writer.frame(0x1, 'part', false)
+  writer.frame(0x0, Buffer.from('more'), false)
+  writer.frame(0x0, '', true)
+  writer.frame(0x9, Buffer.from('ping'))
+  writer.frame(0xa, '')
+  const { frames, rest } = parseServerFrames(socket.written)
+  t.equal(rest.length, 0)
+  t.same(frames.map(f => [f.fin, f.opcode, f.payload.toString()]), [
+    [false, 0x1, 'part'],
+    [false, 0x0, 'more'],
+    [true, 0x0, ''],
+    [true, 0x9, 'ping'],
+    [true, 0xa, ''],
+  ])
+  t.same([...socket.writes[0].subarray(0, 2)], [0x01, 0x04], 'a first fragment: FIN clear, opcode 1')
+})
+
+t.test('close frames', async t => {
+  const { writer, socket } = fakeWriter()
+  writer.close(1000, Buffer.from('bye'))
+  t.same([...socket.written], [0x88, 0x05, 0x03, 0xe8, 0x62, 0x79, 0x65], '88 05, 03e8 (1000), "bye"')
+
+  const empty = fakeWriter()
+  empty.writer.close(0, Buffer.alloc(0))
+  t.same([...empty.socket.written], [0x88, 0x00], 'code 0: an empty close frame')
+
+  const codeOnly = fakeWriter()
+  codeOnly.writer.close(4999, Buffer.alloc(0))
+  t.same([...codeOnly.socket.written], [0x88, 0x02, 0x13, 0x87], 'code only')
+
+  const longest = fakeWriter()
+  const reason = utf8OfLength(123)
+  longest.writer.close(3000, reason)
+  const bytes = longest.socket.written
+  t.same([...bytes.subarray(0, 4)], [0x88, 125, 0x0b, 0xb8], 'a 123-byte reason makes the largest control frame, 125 bytes')
+  t.ok(bytes.subarray(4).equals(reason))
+})
+
+t.test('frames written in one tick are corked together; one uncork per tick', async t => {
+  const { writer, socket } = fakeWriter()
+  writer.frame(0x1, 'a')
+  writer.frame(0x2, Buffer.alloc(10000))
+  writer.close(1000, Buffer.alloc(0))
+  t.same(socket.ops, ['cork', 'write', 'write', 'write', 'write'], 'corked once, before the first write; not yet uncorked')
+  t.equal(writer.corked, true)
+  await nextTick()
+  t.same(socket.ops, ['cork', 'write', 'write', 'write', 'write', 'uncork'], 'uncorked once, on the next tick')
+  t.equal(writer.corked, false)
+
+  // A later tick corks again.
+  writer.frame(0x1, 'b')
+  await nextTick()
+  t.same(socket.ops.slice(6), ['cork', 'write', 'uncork'])
+})
+
+t.test('frame() returns what socket.write answered', async t => {
+  const { writer, socket } = fakeWriter()
+  socket.answer = false
+  t.equal(writer.frame(0x1, 'x'), false, 'a string')
+  t.equal(writer.frame(0x2, Buffer.alloc(10)), false, 'a small buffer')
+  t.equal(writer.frame(0x2, Buffer.alloc(100000)), false, 'a large buffer')
+  t.equal(writer.close(1000, Buffer.alloc(0)), false, 'a close frame')
+  socket.answer = true
+  t.equal(writer.frame(0x2, Buffer.alloc(100000)), true)
+  await nextTick()
+})
+
+/** A connected pair of TCP sockets on 127.0.0.1. */
+async function socketPair (t: { teardown: (fn: () => void | Promise<void>) => void }): Promise<{ server: Socket, client: Socket }> {
+  const listener = net.createServer()
+  listener.listen(0, '127.0.0.1')
+  await once(listener, 'listening')
+  t.teardown(() => new Promise<void>(resolve => listener.close(() => resolve())))
+  const address = listener.address() as net.AddressInfo
+  const client = net.connect(address.port, '127.0.0.1')
+  const [server] = await once(listener, 'connection') as [Socket]
+  await once(client, 'connect')
+  t.teardown(() => {
+    client.destroy()
+    server.destroy()
+  })
+  return { server, client }
+}
+
+function collect (socket: Socket): { chunks: Buffer[], bytes: () => Buffer } {
+  const chunks: Buffer[] = []
+  socket.on('data', chunk => chunks.push(chunk))
+  return { chunks, bytes: () => Buffer.concat(chunks) }
+}
+
+t.test('over a real socket: one tick\'s frames leave in one writev', async t => {
+  const { server, client } = await socketPair(t)
+  const received = collect(client)
+  // Count the stream's calls down to the socket handle.
+  let writevCalls = 0
+  let writeCalls = 0
+  const internals = server as unknown as { _writev: (...args: unknown[]) => void, _write: (...args: unknown[]) => void }
+  const writev = internals._writev.bind(server)
+  const write = internals._write.bind(server)
+  internals._writev = (...args) => { writevCalls++; writev(...args) }
+  internals._write = (...args) => { writeCalls++; write(...args) }
+
+  const writer = new FrameWriter(server)
+  const big = randomBytes(prng(12), 20000)
+  writer.frame(0x1, 'one')
+  writer.frame(0x2, big)
+  writer.frame(0x9, Buffer.from('p'))
+  writer.close(1001, Buffer.from('done'))
+  t.equal(writevCalls + writeCalls, 0, 'nothing reaches the socket during the tick')
+  await nextTick()
+  t.equal(writevCalls, 1, 'one writev for the whole tick')
+  t.equal(writeCalls, 0, 'and no single writes')
+
+  server.end()
+  await once(client, 'end')
+  const { frames, rest } = parseServerFrames(received.bytes())
+  t.equal(rest.length, 0, 'no stray bytes')
+  t.same(frames.map(f => f.opcode), [0x1, 0x2, 0x9, 0x8])
+  t.equal(frames[0].payload.toString(), 'one')
+  t.ok(frames[1].payload.equals(big))
+  t.same([...frames[3].payload], [0x03, 0xe9, ...Buffer.from('done')])
+  t.ok(frames.every(f => !f.masked && f.fin && f.rsv === 0))
+})
+
+t.test('over a real socket: a 1 MiB frame and a 65536-byte string arrive intact', async t => {
+  const { server, client } = await socketPair(t)
+  const received = collect(client)
+  const writer = new FrameWriter(server)
+  const big = randomBytes(prng(13), 1024 * 1024)
+  const text = utf8OfLength(65536).toString()
+  writer.frame(0x2, big)
+  writer.frame(0x1, text)
+  server.end()
+  await once(client, 'end')
+  const bytes = received.bytes()
+  t.same([...bytes.subarray(0, 10)], [0x82, 127, 0, 0, 0, 0, 0, 0x10, 0, 0], '64-bit length 0x100000')
+  const { frames, rest } = parseServerFrames(bytes)
+  t.equal(rest.length, 0)
+  t.equal(frames.length, 2)
+  t.ok(frames[0].payload.equals(big), 'binary payload intact')
+  t.equal(frames[1].payload.toString(), text, 'text payload intact')
+})
