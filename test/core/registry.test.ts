@@ -1,0 +1,157 @@
+/**
+ * SocketRegistry: the open sockets of one plugin instance, and the graceful
+ * shutdown that sends them 1001, waits for the closing handshakes, and
+ * terminates whatever did not answer.
+ */
+import http from 'node:http'
+import t from 'tap'
+import { SocketRegistry } from '../../lib/core/registry.js'
+import { RouteRunner } from '../../lib/core/route.js'
+import type { RouteSocket } from '../../lib/core/socket.js'
+import { beginUpgrade, kUpgrade, type UpgradeRequest } from '../../lib/core/upgrade.js'
+import { ReadyState } from '../../lib/engine/connection.js'
+import { RawClient, openWs, portOf, wsClosed, closeWs } from '../interop/helpers.js'
+
+/** A stand-in with the three members the registry uses. */
+class FakeSocket {
+  readyState: number = ReadyState.OPEN
+  closes: Array<[number | undefined, string | undefined]> = []
+  terminated = 0
+  constructor (private readonly registry: SocketRegistry, private readonly answer: 'sync' | 'async' | 'never') {}
+  close (code?: number, reason?: string): void {
+    this.closes.push([code, reason])
+    this.readyState = ReadyState.CLOSING
+    if (this.answer === 'sync') this.gone()
+    else if (this.answer === 'async') setImmediate(() => this.gone())
+  }
+
+  terminate (): void {
+    this.terminated++
+    this.gone()
+  }
+
+  gone (): void {
+    this.readyState = ReadyState.CLOSED
+    this.registry.delete(this as unknown as RouteSocket)
+  }
+}
+
+function fake (registry: SocketRegistry, answer: 'sync' | 'async' | 'never' = 'async'): FakeSocket {
+  const socket = new FakeSocket(registry, answer)
+  registry.add(socket as unknown as RouteSocket)
+  return socket
+}
+
+t.test('add, delete, size and iteration', async t => {
+  const registry = new SocketRegistry()
+  t.equal(registry.size, 0)
+  const a = fake(registry)
+  const b = fake(registry)
+  t.equal(registry.size, 2)
+  t.same([...registry], [a, b], 'iterates in insertion order')
+  registry.add(a as unknown as RouteSocket)
+  t.equal(registry.size, 2, 'adding twice keeps one entry')
+  registry.delete(a as unknown as RouteSocket)
+  t.same([...registry], [b])
+  registry.delete(a as unknown as RouteSocket)
+  t.equal(registry.size, 1, 'deleting twice is harmless')
+})
+
+t.test('closeAll with no sockets resolves at once', async t => {
+  const registry = new SocketRegistry()
+  await registry.closeAll('bye', 60_000)
+  t.equal(registry.size, 0)
+})
+
+t.test('closeAll sends 1001 with the reason to open sockets and waits for them', async t => {
+  const registry = new SocketRegistry()
+  const a = fake(registry)
+  const b = fake(registry)
+  const closing = fake(registry, 'never')
+  closing.readyState = ReadyState.CLOSING
+  // The closing one finishes on its own a little later.
+  setImmediate(() => closing.gone())
+  await registry.closeAll('going away', 60_000)
+  t.same(a.closes, [[1001, 'going away']])
+  t.same(b.closes, [[1001, 'going away']])
+  t.same(closing.closes, [], 'a socket already closing is not sent another close')
+  t.equal(a.terminated + b.terminated + closing.terminated, 0, 'nothing is terminated when all answer')
+  t.equal(registry.size, 0)
+})
+
+t.test('closeAll resolves when every socket leaves synchronously', async t => {
+  const registry = new SocketRegistry()
+  const a = fake(registry, 'sync')
+  const b = fake(registry, 'sync')
+  await registry.closeAll('now', 60_000)
+  t.equal(a.closes.length + b.closes.length, 2)
+  t.equal(registry.size, 0)
+})
+
+t.test('closeAll terminates the sockets that do not answer within the timeout', async t => {
+  const registry = new SocketRegistry()
+  const polite = fake(registry, 'async')
+  const silent = fake(registry, 'never')
+  await registry.closeAll('bye', 50)
+  t.equal(polite.terminated, 0)
+  t.same(silent.closes, [[1001, 'bye']], 'the silent one was asked first')
+  t.equal(silent.terminated, 1, 'then terminated')
+  t.equal(registry.size, 0)
+})
+
+t.test('after closeAll the registry works as before', async t => {
+  const registry = new SocketRegistry()
+  fake(registry)
+  await registry.closeAll('first', 60_000)
+  const later = fake(registry)
+  registry.delete(later as unknown as RouteSocket)
+  t.equal(registry.size, 0, 'a delete after closeAll does not call a stale waiter')
+  const again = fake(registry)
+  await registry.closeAll('second', 60_000)
+  t.same(again.closes, [[1001, 'second']])
+})
+
+t.test('with real connections: clients see 1001 and the reason; a silent one is dropped', async t => {
+  const registry = new SocketRegistry()
+  const closeCodes: number[] = []
+  let allClosed!: () => void
+  const bothClosed = new Promise<void>(resolve => { allClosed = resolve })
+  const runner = new RouteRunner<http.IncomingMessage>({
+    handlers: {
+      close (_socket, code) {
+        closeCodes.push(code)
+        if (closeCodes.length === 2) allClosed()
+      },
+    },
+    limits: {},
+    registry,
+    logger: () => ({ error () {}, warn () {}, debug () {} }),
+  })
+  const server = http.createServer()
+  server.on('upgrade', (request: UpgradeRequest, socket, head) => {
+    if (beginUpgrade(request, socket, head) !== undefined) runner.accept(request[kUpgrade]!, request)
+  })
+  server.listen(0, '127.0.0.1')
+  await new Promise(resolve => server.once('listening', resolve))
+  t.teardown(() => new Promise(resolve => server.close(resolve)))
+  const port = portOf(server)
+
+  const ws = await openWs(`ws://127.0.0.1:${port}/`)
+  t.teardown(() => closeWs(ws))
+  const wsClosedEvent = wsClosed(ws)
+  // The raw client reads the close frame but never answers it.
+  const raw = await RawClient.open(port)
+  t.teardown(() => raw.destroy())
+  t.equal(registry.size, 2)
+
+  await registry.closeAll('maintenance', 200)
+  t.same(await wsClosedEvent, { code: 1001, reason: 'maintenance' })
+  t.same(await raw.nextClose(), { code: 1001, reason: 'maintenance' })
+  await raw.closed
+  t.pass('the silent client was disconnected')
+  // A terminated socket leaves the registry when its TCP close is reported,
+  // just after closeAll returns (the HTTP server's close waits for it).
+  await bothClosed
+  t.same(closeCodes.sort(), [1001, 1006], 'the close handlers saw the echo and the drop')
+  t.equal(registry.size, 0)
+})

@@ -1,0 +1,155 @@
+/**
+ * The framework-neutral first steps of an upgrade: the handshake check with
+ * real HTTP answers, the ServerResponse bound to the raw socket (so a hook's
+ * 401 is HTTP), `release()` handing the socket over, the guard that keeps
+ * a client reset from crashing the process, and `refuseUpgrade`.
+ */
+import http, { type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import t from 'tap'
+import { beginUpgrade, kUpgrade, refuseUpgrade, type PendingUpgrade, type UpgradeRequest } from '../../lib/core/upgrade.js'
+import { acceptResponse } from '../../lib/engine/handshake.js'
+import { KEY, Op, RawClient, clientFrame, deferred, portOf, upgradeRequest } from '../interop/helpers.js'
+
+interface Seen {
+  request: UpgradeRequest
+  socket: Duplex
+  response: ServerResponse | undefined
+}
+
+/** A plain HTTP server whose upgrade listener calls beginUpgrade, then `then` (if given). */
+async function serve (t: { teardown (fn: () => unknown): void }, then?: (seen: Seen) => void): Promise<{ port: number, next (): Promise<Seen> }> {
+  const queue: Seen[] = []
+  const waiters: Array<(seen: Seen) => void> = []
+  const server = http.createServer((_req, res) => res.end('plain'))
+  server.on('upgrade', (request: UpgradeRequest, socket: Duplex, head: Buffer) => {
+    const seen = { request, socket, response: beginUpgrade(request, socket, head) }
+    then?.(seen)
+    const waiter = waiters.shift()
+    if (waiter !== undefined) waiter(seen)
+    else queue.push(seen)
+  })
+  server.listen(0, '127.0.0.1')
+  await new Promise(resolve => server.once('listening', resolve))
+  t.teardown(() => new Promise(resolve => server.close(resolve)))
+  return {
+    port: portOf(server),
+    next: () => {
+      const seen = queue.shift()
+      return seen !== undefined ? Promise.resolve(seen) : new Promise(resolve => waiters.push(resolve))
+    },
+  }
+}
+
+t.test('invalid handshakes get an HTTP status and the socket is closed', async t => {
+  const { port, next } = await serve(t)
+  const cases: Array<{ name: string, request: Parameters<typeof upgradeRequest>[0], status: number, headers?: Record<string, string> }> = [
+    { name: 'missing key', request: { headers: { 'Sec-WebSocket-Key': null } }, status: 400 },
+    { name: 'a key that is not 16 bytes', request: { headers: { 'Sec-WebSocket-Key': 'c2hvcnQ=' } }, status: 400 },
+    { name: 'version 8', request: { headers: { 'Sec-WebSocket-Version': '8' } }, status: 426, headers: { 'sec-websocket-version': '13' } },
+    { name: 'no version', request: { headers: { 'Sec-WebSocket-Version': null } }, status: 426, headers: { 'sec-websocket-version': '13' } },
+    { name: 'POST', request: { method: 'POST', headers: { 'Content-Length': '0' } }, status: 405, headers: { allow: 'GET' } },
+    { name: 'Upgrade: h2c', request: { headers: { Upgrade: 'h2c' } }, status: 400 },
+    { name: 'a duplicate subprotocol', request: { headers: { 'Sec-WebSocket-Protocol': 'chat, chat' } }, status: 400 },
+    { name: 'an invalid subprotocol token', request: { headers: { 'Sec-WebSocket-Protocol': 'a b' } }, status: 400 },
+  ]
+  for (const c of cases) {
+    const { client, head } = await RawClient.request(port, c.request)
+    const seen = await next()
+    t.equal(head.status, c.status, `${c.name}: ${c.status}`)
+    t.equal(head.headers.connection, 'close', `${c.name}: Connection: close`)
+    for (const name in c.headers) t.equal(head.headers[name], c.headers[name], `${c.name}: ${name}`)
+    t.equal(seen.response, undefined, `${c.name}: no response object`)
+    t.equal(seen.request[kUpgrade], undefined, `${c.name}: no pending upgrade`)
+    t.ok((await client.body()).length > 0, `${c.name}: a body says why`)
+    t.notOk(client.raw.includes('101 Switching'), `${c.name}: never a 101`)
+  }
+})
+
+t.test('a valid handshake: a pending upgrade and a response on the raw socket', async t => {
+  const { port, next } = await serve(t)
+  const client = await RawClient.connect(port)
+  t.teardown(() => client.destroy())
+  const early = clientFrame(Op.TEXT, 'early')
+  client.write(upgradeRequest({ path: '/x?y=1', headers: { 'Sec-WebSocket-Protocol': 'b, a' }, extra: early }))
+  const seen = await next()
+  const pending = seen.request[kUpgrade] as PendingUpgrade
+  t.ok(seen.response, 'a ServerResponse')
+  t.equal(pending.key, KEY)
+  t.same(pending.protocols, ['b', 'a'], 'the offers in the client\'s order')
+  t.ok(pending.head.equals(early), 'the bytes after the request head')
+  t.equal(pending.socket, seen.socket)
+
+  // A framework's 401 goes out as HTTP, then the socket is ended.
+  seen.response!.writeHead(401, { 'www-authenticate': 'Bearer', 'content-length': 11 })
+  seen.response!.end('who are you')
+  const head = await client.head()
+  t.equal(head.statusLine, 'HTTP/1.1 401 Unauthorized')
+  t.equal(head.headers['www-authenticate'], 'Bearer')
+  t.equal(head.headers.connection, 'close')
+  t.equal(await client.body(), 'who are you')
+})
+
+t.test('release() hands the socket over: a finished response no longer ends it', async t => {
+  const { port, next } = await serve(t)
+  const client = await RawClient.connect(port)
+  t.teardown(() => client.destroy())
+  client.write(upgradeRequest())
+  const seen = await next()
+  const pending = seen.request[kUpgrade]!
+  pending.release()
+  t.equal(seen.response!.socket, null, 'the response is detached')
+  t.equal(seen.socket.listenerCount('error'), 0, 'the guard is removed: the new owner handles errors')
+  seen.socket.write(acceptResponse(pending.key, ''))
+  t.equal((await client.head()).status, 101)
+  // The socket is still ours: write on it and read back.
+  seen.socket.write(Buffer.from([0x81, 0x02, 0x6f, 0x6b]))
+  const frame = await client.nextFrame()
+  t.equal(frame.payload.toString(), 'ok')
+  t.equal(client.ended, false, 'the connection is still open')
+  seen.socket.destroy()
+})
+
+t.test('a client reset before release does not crash the process', async t => {
+  const reset = deferred<void>()
+  const { port, next } = await serve(t)
+  const client = await RawClient.connect(port)
+  client.write(upgradeRequest())
+  const seen = await next()
+  seen.socket.once('close', () => reset.resolve())
+  // RST, as a client that crashes or times out does.
+  client.socket.resetAndDestroy()
+  await reset.promise
+  t.equal(seen.socket.destroyed, true, 'the server side is destroyed')
+  // A hook answering late writes to a dead socket: no throw, no crash.
+  seen.response!.writeHead(401)
+  seen.response!.end('late')
+  t.doesNotThrow(() => seen.request[kUpgrade]!.release())
+  // Give any stray 'error' a turn to surface as an uncaught exception.
+  await new Promise(resolve => setImmediate(resolve))
+  t.pass('still alive')
+})
+
+t.test('an error on the socket before release only destroys it', async t => {
+  const { port, next } = await serve(t)
+  const client = await RawClient.connect(port)
+  t.teardown(() => client.destroy())
+  client.write(upgradeRequest())
+  const seen = await next()
+  seen.socket.emit('error', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))
+  t.equal(seen.socket.destroyed, true)
+  await client.closed
+  t.pass('the client is disconnected')
+})
+
+t.test('refuseUpgrade answers with the status and closes', async t => {
+  const { port } = await serve(t, seen => {
+    // Take the request back from beginUpgrade's response, as a server shutting down would refuse it.
+    seen.request[kUpgrade]?.release()
+    refuseUpgrade(seen.socket, 503, 'server shutting down')
+  })
+  const { client, head } = await RawClient.request(port)
+  t.equal(head.status, 503)
+  t.equal(head.headers.connection, 'close')
+  t.equal(await client.body(), 'server shutting down')
+})
