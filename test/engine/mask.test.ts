@@ -100,3 +100,28 @@ t.test('a zero key leaves the data as it is', async t => {
   applyMask(data, Buffer.alloc(4), 3)
   t.ok(data.equals(copy))
 })
+
+t.test('the SIMD path equals the byte loop: around its threshold, across windows, unaligned, in pieces', async t => {
+  const random = prng(2024)
+  const mask = Buffer.from([0x9e, 0x01, 0x7c, 0xe3])
+  const lengths = [511, 512, 513, 527, 528, 4096 + 7, 65536, 262143, 262144, 262145, 262144 * 2 + 19, 1 << 20]
+  for (const length of lengths) {
+    for (const offset of [0, 1, 2, 3]) {
+      const backing = randomBytes(random, length + 3)
+      const data = backing.subarray(offset, offset + length)
+      const wanted = naiveMask(data, mask, offset)
+      applyMask(data, mask, offset)
+      t.ok(equal(data, wanted), `length ${length}, offset ${offset}`)
+    }
+  }
+  // A 700 KiB payload unmasked as it arrives, in pieces of odd sizes.
+  const whole = randomBytes(random, 700 * 1024)
+  const wanted = naiveMask(whole, mask, 0)
+  let at = 0
+  for (const size of [1, 600, 70001, 262144, 333, 300000]) {
+    applyMask(whole.subarray(at, at + size), mask, at)
+    at += size
+  }
+  applyMask(whole.subarray(at), mask, at)
+  t.ok(equal(whole, wanted), 'pieces of 1, 600, 70001, 262144, 333, 300000 bytes and the rest')
+})
