@@ -155,6 +155,7 @@ async function main(): Promise<number> {
       return 2;
     }
     url = echo.url;
+    args.agent ??= 'wsroutes'; // Fastify sends no Server header
     if (!args.quiet) console.log(`autobahn: started examples/echo.ts at ${url}`);
   }
 

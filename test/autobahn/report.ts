@@ -266,10 +266,9 @@ export function writeReports(dir: string, results: readonly CaseResult[], meta: 
   fs.mkdirSync(dir, { recursive: true });
   const sorted = [...results].sort((a, b) => compareIds(a.id, b.id));
 
-  // drop stale case pages of the agents in this run
-  const prefixes = new Set(sorted.map((r) => `${cleanForFilename(r.agent)}_case_`));
+  // index.json describes this run only: drop case pages of earlier runs
   for (const f of fs.readdirSync(dir)) {
-    if (f.endsWith('.json') && [...prefixes].some((p) => f.startsWith(p))) fs.rmSync(path.join(dir, f));
+    if (/^[a-z0-9_]*_case_[0-9_]+\.json$/.test(f)) fs.rmSync(path.join(dir, f));
   }
 
   const index: Record<string, Record<string, unknown>> = {};

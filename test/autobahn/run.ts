@@ -16,6 +16,7 @@ import {
   unimplementedResult,
   writeReports,
   type CaseResult,
+  type ReportEvent,
 } from './report.js';
 
 export interface RunSuiteOptions {
@@ -90,12 +91,30 @@ export function gate(results: readonly CaseResult[], allowList: Readonly<Record<
     if (r.behavior === Verdict.FAILED || r.behavior === Verdict.UNIMPLEMENTED || !(ok(r.behavior) || r.behavior === Verdict.NON_STRICT)) {
       problems.set(r.id, `behavior ${r.behavior}: ${r.result}`);
     } else if (r.behavior === Verdict.NON_STRICT && reason === undefined) {
-      problems.set(r.id, `behavior NON-STRICT (not allow-listed): ${r.result}`);
+      const strict = r.expected?.[Verdict.OK];
+      problems.set(
+        r.id,
+        `behavior NON-STRICT (not allow-listed): observed [${describeEvents(r.received ?? [])}]` +
+          (strict !== undefined ? `, strict expectation [${describeEvents(strict)}]` : ''),
+      );
     } else if (!ok(r.behaviorClose) && reason === undefined) {
       problems.set(r.id, `close ${r.behaviorClose}: ${r.resultClose}`);
     }
   }
   return problems;
+}
+
+/** `timeout A, pong (9 octets), text message (13 octets)` */
+export function describeEvents(events: readonly ReportEvent[]): string {
+  return events
+    .map((e) =>
+      e.type === 'timeout'
+        ? `timeout ${e.tag}`
+        : e.type === 'message'
+          ? `${e.binary ? 'binary' : 'text'} message (${e.length} octets)`
+          : `${e.type} (${e.length} octets)`,
+    )
+    .join(', ');
 }
 
 export function expandAllowList(allowList: Readonly<Record<string, string>>): Map<string, string> {
