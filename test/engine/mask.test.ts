@@ -42,6 +42,29 @@ t.test('equals the byte loop for lengths 0-200, offsets 0-3, at every alignment'
   }
 })
 
+t.test('the SIMD path: lengths around its threshold and across its 256 KiB window', async t => {
+  const random = prng(4)
+  const lengths = [496, 511, 512, 513, 515, 527, 528, 529, 1023, 1024, 1031, 65536 + 3, 4 * 65536 - 1, 4 * 65536, 4 * 65536 + 1, 4 * 65536 + 17, 600000 + 5]
+  for (const length of lengths) {
+    const failures: string[] = []
+    for (let offset = 0; offset < 4; offset++) {
+      for (const byteOffset of [0, 1, 2, 3, 5]) {
+        const mask = randomBytes(random, 4)
+        const backing = randomBytes(random, byteOffset + length + 4)
+        const before = Buffer.from(backing)
+        const data = backing.subarray(byteOffset, byteOffset + length)
+        const wanted = naiveMask(data, mask, offset)
+        applyMask(data, mask, offset)
+        if (!equal(data, wanted)) failures.push(`offset ${offset}, byteOffset ${byteOffset}`)
+        if (!backing.subarray(0, byteOffset).equals(before.subarray(0, byteOffset)) || !backing.subarray(byteOffset + length).equals(before.subarray(byteOffset + length))) {
+          failures.push(`offset ${offset}, byteOffset ${byteOffset}: bytes outside the view changed`)
+        }
+      }
+    }
+    t.same(failures, [], `length ${length}`)
+  }
+})
+
 t.test('works on Buffers from the shared pool (arbitrary byteOffset) and large inputs', async t => {
   const random = prng(5)
   for (const length of [31, 32, 33, 1000, 4096, 65537]) {
@@ -73,14 +96,15 @@ t.test('masking twice restores the data', async t => {
 
 t.test('masking in pieces with running offsets equals masking at once', async t => {
   const random = prng(8)
-  const original = randomBytes(random, 500)
+  // Pieces below and above the SIMD threshold, at every key rotation.
+  const original = randomBytes(random, 5000)
   const mask = randomBytes(random, 4)
   const whole = Buffer.from(original)
   applyMask(whole, mask, 0)
-  for (const cuts of [[1, 2, 3, 100, 250, 499], [33, 66, 99], [4, 8, 12, 64], [7, 200]]) {
+  for (const cuts of [[1, 2, 3, 100, 250, 499], [33, 66, 99], [4, 8, 12, 64], [7, 200], [513, 1026, 1539, 4001], [1, 1000, 1001, 3333]]) {
     const pieces = Buffer.from(original)
     let at = 0
-    for (const cut of [...cuts, 500]) {
+    for (const cut of [...cuts, 5000]) {
       applyMask(pieces.subarray(at, cut), mask, at)
       at = cut
     }
