@@ -53,6 +53,8 @@ const enum State {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Frames from this size on that span socket reads are assembled in place rather than concatenated. */
+const ASSEMBLE_THRESHOLD = 16 * 1024
 
 export class FrameParser {
   private readonly handler: FrameHandler
@@ -80,6 +82,8 @@ export class FrameParser {
   private fragmentCount = 0
   private readonly fragments: Buffer[] = []
   private readonly utf8 = new Utf8Validator()
+  /** The payload of a large frame that spans socket reads, filled as they arrive. */
+  private frameBuffer: Buffer | undefined
   /** While paused, input is kept but no frame is parsed (the owner awaits a handler). */
   private paused = false
 
@@ -122,6 +126,7 @@ export class FrameParser {
     this.state = State.STOPPED
     this.chunks.length = 0
     this.fragments.length = 0
+    this.frameBuffer = undefined
     this.buffered = 0
     this.offset = 0
   }
@@ -239,7 +244,19 @@ export class FrameParser {
     const remaining = this.payloadLength - this.payloadRead
     if (remaining > 0 && this.buffered === 0) return false
     const n = remaining < this.buffered ? remaining : this.buffered
-    const piece = n === 0 ? EMPTY : this.consume(n)
+    let piece: Buffer
+    if (this.frameBuffer !== undefined || (n < remaining && this.payloadRead === 0 && remaining >= ASSEMBLE_THRESHOLD)) {
+      // A large frame that spans socket reads is copied, as it arrives, into
+      // one buffer of its declared length: the reads can be freed at once,
+      // and no concatenation follows. Allocating fresh memory is what costs
+      // most here (page faults), so each large frame costs one allocation.
+      const target = this.frameBuffer ?? (this.frameBuffer = Buffer.allocUnsafe(this.payloadLength))
+      const at = this.payloadRead
+      this.copyInto(target, n, at)
+      piece = target.subarray(at, at + n)
+    } else {
+      piece = n === 0 ? EMPTY : this.consume(n)
+    }
     applyMask(piece, this.mask, this.payloadRead)
     this.payloadRead += n
     const frameDone = this.payloadRead === this.payloadLength
@@ -249,14 +266,19 @@ export class FrameParser {
       return this.fail(ErrorCodes.INVALID_UTF8, 'invalid UTF-8 in a text message', 1007)
     }
 
+    if (this.frameBuffer !== undefined) {
+      if (!frameDone) return false
+      piece = this.frameBuffer
+      this.frameBuffer = undefined
+    }
     if (messageDone && this.fragments.length === 0) {
       // The common case: a whole message in one piece, handed over as it is.
       this.state = State.INFO
       this.deliver(piece)
       return !this.stopped
     }
-    if (n > 0) this.fragments.push(piece)
-    this.messageLength += n
+    if (piece.length > 0) this.fragments.push(piece)
+    this.messageLength += piece.length
     if (!frameDone) return false
     this.state = State.INFO
     if (messageDone) {
@@ -356,13 +378,13 @@ export class FrameParser {
     return out
   }
 
-  private copyInto (target: Buffer, n: number): void {
+  private copyInto (target: Buffer, n: number, targetStart = 0): void {
     let written = 0
     while (written < n) {
       const head = this.chunks[0]
       const available = head.length - this.offset
       const count = available < n - written ? available : n - written
-      head.copy(target, written, this.offset, this.offset + count)
+      head.copy(target, targetStart + written, this.offset, this.offset + count)
       written += count
       if (count === available) {
         this.chunks.shift()

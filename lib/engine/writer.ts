@@ -69,7 +69,7 @@ export class FrameWriter {
     const length = payload.length
     if (length <= MERGE_LIMIT) {
       const out = Buffer.allocUnsafe(headerLength(length) + length)
-      payload.copy(out, writeHeader(out, firstByte, length))
+      out.set(payload, writeHeader(out, firstByte, length))
       return this.socket.write(out)
     }
     const header = Buffer.allocUnsafe(headerLength(length))

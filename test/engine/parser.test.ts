@@ -600,3 +600,35 @@ t.test('the test helper builds the frames RFC 6455 shows (§5.7)', async t => {
   t.same([...closePayload(1000, 'a')], [0x03, 0xe8, 0x61])
   expectEvents(t, Buffer.from([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]), [msg('Hello')])
 })
+
+t.test('large frames that span reads are assembled in place, also inside fragmented messages', async t => {
+  const big = randomBytes(prng(7), 20000)
+  const bigText = utf8OfLength(40000)
+  const cases: Array<[string, Buffer, Event[]]> = [
+    ['one 20000-byte binary frame', binary(big), [msg(big, true)]],
+    ['one 40000-byte text frame', text(bigText), [msg(bigText, false)]],
+    ['a large frame between small fragments, a ping in between', Buffer.concat([
+      binary(big.subarray(0, 10), false), frame({ opcode: 0x9, payload: 'p' }), continuation(big.subarray(10, 19990), false), continuation(big.subarray(19990)),
+    ]), [{ type: 'ping', data: Buffer.from('p') }, msg(big, true)]],
+    ['two large fragments', Buffer.concat([text(bigText.subarray(0, 17000), false), continuation(bigText.subarray(17000))]), [msg(bigText, false)]],
+  ]
+  for (const [name, bytes, expected] of cases) {
+    for (const size of [1, 7, 1000, 4096, 16383, 16384, 65536]) {
+      const chunks: Buffer[] = []
+      for (let at = 0; at < bytes.length; at += size) chunks.push(Buffer.from(bytes.subarray(at, at + size)))
+      t.ok(sameEvents(parseChunks(chunks), expected), `${name}, in reads of ${size} bytes`)
+    }
+  }
+})
+
+t.test('invalid UTF-8 fails at the bad byte inside an assembled frame', async t => {
+  const payload = utf8OfLength(30000)
+  payload[25000] = 0xff
+  const bytes = text(payload)
+  const { parser, recorder } = newParser()
+  const copy = Buffer.from(bytes)
+  parser.write(copy.subarray(0, 10 + 24000))
+  t.same(recorder.events, [], 'valid so far')
+  parser.write(copy.subarray(10 + 24000, 10 + 25001))
+  t.same(describe(recorder.events), [{ type: 'error', code: 'WS_ERR_INVALID_UTF8', closeCode: 1007 }], 'fails with the bad byte, 5000 bytes before the frame ends')
+})
