@@ -3,9 +3,13 @@
  * through Express's routing and middleware before any 101.
  */
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { WebSocket as UndiciWebSocket } from 'undici'
 import WebSocket from 'ws'
+import { wsExpress } from '../../lib/express/index.js'
 import { closed, nextMessage, open, rawUpgrade, refused, silentLogger, start } from './helpers.js'
 
 declare global {
@@ -439,4 +443,34 @@ t.test('ws() without the options object is a TypeError', async t => {
   t.throws(() => (app.ws as (...args: unknown[]) => unknown)('/x'), TypeError)
   t.throws(() => (app.ws as (...args: unknown[]) => unknown)('/x', () => {}), TypeError)
   t.throws(() => (express.Router().ws as (...args: unknown[]) => unknown)('/x', null), TypeError)
+})
+
+t.test('one app on two servers: each adapter has its own limits, clients and shutdown', async t => {
+  const app = express()
+  app.ws('/echo', echo)
+  const servers = [createServer(app), createServer(app)]
+  const adapters = [wsExpress(app, servers[0], { maxPayload: 8, logger: silentLogger() }), wsExpress(app, servers[1], { maxPayload: 64, logger: silentLogger() })]
+  const ports: number[] = []
+  for (const server of servers) {
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    ports.push((server.address() as AddressInfo).port)
+    t.teardown(() => new Promise(resolve => server.close(resolve)))
+  }
+  const small = await open(`ws://127.0.0.1:${ports[0]}/echo`)
+  const large = await open(`ws://127.0.0.1:${ports[1]}/echo`)
+  large.send('z'.repeat(32))
+  t.equal(await nextMessage(large), 'z'.repeat(32))
+  const smallClosed = closed(small)
+  small.send('z'.repeat(32))
+  t.equal((await smallClosed).code, 1009)
+
+  const other = await open(`ws://127.0.0.1:${ports[0]}/echo`)
+  const otherClosed = closed(other)
+  await adapters[0].close()
+  t.equal((await otherClosed).code, 1001)
+  t.equal(adapters[1].clients.size, 1, 'the other server keeps its clients')
+  large.send('still open')
+  t.equal(await nextMessage(large), 'still open')
+  large.close()
 })
