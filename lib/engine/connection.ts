@@ -158,9 +158,12 @@ export class Connection implements FrameHandler, HeartbeatMember {
     this.writer = new FrameWriter(socket)
     this.socket[kConnection] = this
     // Closing and errors are watched from the start, so a peer that leaves
-    // before `start()` (during an async `open`) is still reported once.
+    // before `start()` (during an async `open`) is still reported once. That
+    // includes 'end': a FIN with nothing buffered before it is emitted at
+    // once, unread, and a half-open server socket would otherwise never close.
     socket.on('close', socketOnClose)
     socket.on('error', socketOnError)
+    socket.on('end', socketOnEnd)
   }
 
   /**
@@ -176,7 +179,6 @@ export class Connection implements FrameHandler, HeartbeatMember {
     // After a close frame or a protocol error the parser ignores its input,
     // but the socket is still read so the peer's FIN is seen.
     socket.on('data', socketOnData)
-    socket.on('end', socketOnEnd)
     socket.on('drain', socketOnDrain)
     if (this.idleTimeoutMs > 0) this.heartbeat = watchIdle(this, this.idleTimeoutMs)
     if (head !== undefined && head.length > 0) this.parser.write(head)
@@ -225,7 +227,9 @@ export class Connection implements FrameHandler, HeartbeatMember {
   private control (opcode: number, data: string | Buffer): SendStatus {
     const payload = typeof data === 'string' ? Buffer.from(data) : data
     if (payload.length > 125) throw wsRangeError(ErrorCodes.CONTROL_PAYLOAD_TOO_LONG, 'control frame payloads are limited to 125 bytes')
-    if (this.readyState !== ReadyState.OPEN) return SendStatus.DROPPED
+    // Like send(): once our side has ended (the peer's FIN ends it before any
+    // close), a write would only raise a write-after-end error.
+    if (this.readyState !== ReadyState.OPEN || !this.socket.writable) return SendStatus.DROPPED
     return this.writer.frame(opcode, payload) ? SendStatus.SENT : SendStatus.BUFFERED
   }
 
@@ -300,7 +304,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
 
   /** @internal Half the idle timeout passed without a frame. */
   heartbeatPing (): void {
-    if (this.readyState === ReadyState.OPEN) this.writer.frame(Opcode.PING, Buffer.alloc(0))
+    if (this.readyState === ReadyState.OPEN && this.socket.writable) this.writer.frame(Opcode.PING, Buffer.alloc(0))
   }
 
   /** @internal The idle timeout passed, the ping unanswered. */
