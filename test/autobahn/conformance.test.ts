@@ -1,0 +1,41 @@
+/**
+ * The engine's proof: the Autobahn-equivalent suite, sections 1-10 with
+ * their full sizes, against our own echo server (examples/echo.ts). Every
+ * case must be OK, except the three Autobahn itself grades INFORMATIONAL
+ * (7.1.6, 7.13.1, 7.13.2). The report goes to a temporary folder; the one
+ * committed in reports/autobahn comes from `npm run autobahn`.
+ */
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { buildEchoServer } from '../../examples/echo.js'
+import { runSuite } from './run.js'
+
+const INFORMATIONAL_BY_DESIGN = ['7.1.6', '7.13.1', '7.13.2']
+
+t.test('wsroutes passes Autobahn 1-10, every case OK', { timeout: 600_000 }, async t => {
+  const app = await buildEchoServer()
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const reportDir = mkdtempSync(join(tmpdir(), 'wsroutes-autobahn-'))
+  t.teardown(() => rmSync(reportDir, { recursive: true, force: true }))
+  const { port } = app.server.address() as AddressInfo
+
+  const suite = await runSuite({ url: `ws://127.0.0.1:${port}/`, agent: 'wsroutes', reportDir })
+  t.comment(suite.summary)
+
+  t.equal(suite.results.length, 301, 'all 301 cases of sections 1-10 ran')
+  const notOk = suite.results.filter(r => r.behavior !== 'OK' && !INFORMATIONAL_BY_DESIGN.includes(r.id))
+  t.same(notOk.map(r => `${r.id}: ${r.behavior}`), [], 'every case but the informational ones is OK')
+  const badClose = suite.results.filter(r => r.behaviorClose !== 'OK' && r.behaviorClose !== 'INFORMATIONAL')
+  t.same(badClose.map(r => `${r.id}: ${r.behaviorClose}`), [], 'every closing handshake is OK')
+  for (const id of INFORMATIONAL_BY_DESIGN) {
+    t.equal(suite.results.find(r => r.id === id)?.behavior, 'INFORMATIONAL', `${id} is informational by design`)
+  }
+  t.ok(suite.passed, 'the run passes the gate (no FAILED, no unlisted NON-STRICT, no UNIMPLEMENTED)')
+
+  const index = JSON.parse(readFileSync(join(reportDir, 'index.json'), 'utf8'))
+  t.equal(Object.keys(index.wsroutes).length, 301, 'index.json lists every case under the agent')
+})
