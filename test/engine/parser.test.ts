@@ -632,3 +632,95 @@ t.test('invalid UTF-8 fails at the bad byte inside an assembled frame', async t 
   parser.write(copy.subarray(10 + 24000, 10 + 25001))
   t.same(describe(recorder.events), [{ type: 'error', code: 'WS_ERR_INVALID_UTF8', closeCode: 1007 }], 'fails with the bad byte, 5000 bytes before the frame ends')
 })
+
+// ------------------------------------------------------------ pause / resume
+
+t.test('pause() inside a handler stops after that message; resume() goes on in order', async t => {
+  const events: string[] = []
+  const parser: FrameParser = new FrameParser({
+    onMessage (data) { events.push(`message ${data.toString()}`); parser.pause() },
+    onPing (data) { events.push(`ping ${data.toString()}`) },
+    onPong () { events.push('pong') },
+    onClose (code) { events.push(`close ${code}`) },
+    onProtocolError (e) { events.push(`error ${e.code}`) },
+  }, DEFAULTS)
+  const bytes = Buffer.concat([text('one'), frame({ opcode: Op.PING, payload: 'p' }), text('two', false), continuation('!'), close(1000), text('after')])
+  parser.write(bytes)
+  t.same(events, ['message one'], 'nothing after the first message')
+  t.equal(parser.pending, bytes.length - text('one').length, 'the rest is kept')
+  parser.write(text('more input while paused'))
+  t.same(events, ['message one'], 'input while paused is only kept')
+  parser.resume()
+  t.same(events, ['message one', 'ping p', 'message two!'], 'the next message, and the ping before it')
+  parser.resume()
+  t.same(events, ['message one', 'ping p', 'message two!', 'close 1000'], 'then the close; nothing after it')
+  t.ok(parser.stopped)
+  t.equal(parser.pending, 0)
+})
+
+t.test('pause() before input: nothing is parsed until resume()', async t => {
+  const { parser, recorder } = newParser()
+  parser.pause()
+  parser.write(text('a'))
+  parser.write(binary(Buffer.from([1])))
+  t.same(recorder.events, [])
+  t.equal(parser.pending, text('a').length + binary(Buffer.from([1])).length)
+  parser.resume()
+  t.same(describe(recorder.events), describe([msg('a'), msg(Buffer.from([1]), true)]))
+  parser.resume() // not paused: a no-op
+  t.equal(recorder.events.length, 2)
+})
+
+t.test('pausing on every message, whatever the cuts, gives the same messages', async t => {
+  const bytes = Buffer.concat([text('x'), frame({ opcode: Op.PING }), binary(Buffer.alloc(300, 1)), text('y', false), continuation('z'), close(1001)])
+  const expected = ['m:x', 'ping', 'm:' + Buffer.alloc(300, 1).toString(), 'm:yz', 'close:1001']
+  const run = (chunks: Buffer[]): string[] => {
+    const events: string[] = []
+    const parser: FrameParser = new FrameParser({
+      onMessage (data) { events.push(`m:${data.toString()}`); parser.pause() },
+      onPing () { events.push('ping') },
+      onPong () { events.push('pong') },
+      onClose (code) { events.push(`close:${code}`) },
+      onProtocolError (e) { events.push(`error:${e.code}`) },
+    }, DEFAULTS)
+    for (const chunk of chunks) {
+      parser.write(chunk)
+      // The owner resumes as soon as its handler is done.
+      for (let i = 0; i < 10; i++) parser.resume()
+    }
+    return events
+  }
+  const wrong: number[] = []
+  for (let i = 1; i < bytes.length; i++) {
+    const copy = Buffer.from(bytes)
+    if (run([copy.subarray(0, i), copy.subarray(i)]).join('|') !== expected.join('|')) wrong.push(i)
+  }
+  t.same(wrong, [], `all ${bytes.length - 1} cuts`)
+})
+
+t.test('resume() from inside the handler that paused delivers each message once, in order', async t => {
+  const events: string[] = []
+  const parser: FrameParser = new FrameParser({
+    onMessage (data) {
+      events.push(data.toString())
+      parser.pause()
+      parser.resume()
+    },
+    onPing () { events.push('ping') },
+    onPong () {},
+    onClose () { events.push('close') },
+    onProtocolError (e) { events.push(e.code) },
+  }, DEFAULTS)
+  parser.write(Buffer.concat([text('1'), text('2'), frame({ opcode: Op.PING }), text('3'), close(1000), text('4')]))
+  t.same(events, ['1', '2', 'ping', '3', 'close'])
+})
+
+t.test('stop() while paused: resume() parses nothing', async t => {
+  const { parser, recorder } = newParser()
+  parser.pause()
+  parser.write(text('kept'))
+  parser.stop()
+  parser.resume()
+  t.same(recorder.events, [])
+  t.equal(parser.pending, 0)
+})
