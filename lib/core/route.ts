@@ -9,6 +9,7 @@ import { CloseCodes } from '../engine/close-codes.js'
 import { ReadyState, type ConnectionHandler, type ConnectionOptions } from '../engine/connection.js'
 import { ErrorCodes, WebSocketError, wsError } from '../engine/errors.js'
 import { acceptResponse, selectProtocol, type ProtocolSelector } from '../engine/handshake.js'
+import type { InvalidMessageError, MessageCodec } from './messages.js'
 import type { SocketRegistry } from './registry.js'
 import { RouteSocket } from './socket.js'
 import type { WsHandlers, WsLimits } from './types.js'
@@ -18,6 +19,8 @@ import type { PendingUpgrade } from './upgrade.js'
 export interface RouteLogger {
   error (object: object, message: string): void
   warn (object: object, message: string): void
+  /** Refused inbound messages are logged here (at debug when absent). */
+  info? (object: object, message: string): void
   debug (object: object, message: string): void
 }
 
@@ -36,6 +39,8 @@ export interface RouteRunnerOptions<TRequest> {
   logger (request: TRequest): RouteLogger
   /** Plugin- or route-level error handler, called for every error on a socket after the route's `error` handler. */
   errorHandler? (error: Error, socket: RouteSocket<TRequest>, request: TRequest): void
+  /** JSON messages: decode, validate, route and refuse inbound messages; validate and serialize `send()`. Can also be set later with `setMessageCodec`. */
+  messages?: MessageCodec<Handler>
 }
 
 type Handler = (...args: any[]) => unknown
@@ -47,6 +52,8 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   private readonly registry: SocketRegistry
   private readonly logger: (request: TRequest) => RouteLogger
   private readonly errorHandler: RouteRunnerOptions<TRequest>['errorHandler']
+  /** @internal The route's JSON message handling, when it has schemas. */
+  codec: MessageCodec<Handler> | undefined
 
   constructor (options: RouteRunnerOptions<TRequest>) {
     this.handlers = options.handlers
@@ -55,6 +62,12 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     this.registry = options.registry
     this.logger = options.logger
     this.errorHandler = options.errorHandler
+    this.codec = options.messages
+  }
+
+  /** Installs the route's compiled message handling (frameworks that compile schemas lazily call it before the first `accept`). */
+  setMessageCodec (codec: MessageCodec<Handler> | undefined): void {
+    this.codec = codec
   }
 
   /** Completes a checked upgrade: 101, socket, `open`, then frames. */
@@ -100,6 +113,11 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   // ------------------------------------------------ ConnectionHandler
 
   onMessage (connection: RouteSocket<TRequest>, data: Buffer, isBinary: boolean): void {
+    const codec = this.codec
+    if (codec !== undefined && codec.decodes) {
+      this.onJsonMessage(codec, connection, data, isBinary)
+      return
+    }
     const handler = this.handlers.message
     if (handler === undefined) return
     this.run(connection, 'message', handler, isBinary ? data : data.toString(), isBinary)
@@ -132,6 +150,35 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     else if (isNetworkError(error)) log.debug({ err: error }, 'websocket network error')
     else log.error({ err: error }, 'websocket error')
     this.reportError(connection, error)
+  }
+
+  private onJsonMessage (codec: MessageCodec<Handler>, ws: RouteSocket<TRequest>, data: Buffer, isBinary: boolean): void {
+    let decoded
+    try {
+      decoded = codec.decode(data, isBinary)
+    } catch (error) {
+      // The validator itself threw: the server's fault, not the peer's.
+      this.handlerFailed(ws, 'message validation', error)
+      return
+    }
+    if (decoded.ok) {
+      const handler = decoded.handler ?? this.handlers.message
+      if (handler !== undefined) this.run(ws, 'message', handler, decoded.value, false)
+      return
+    }
+    this.refuse(codec, ws, decoded.error, decoded.raw)
+  }
+
+  /** An invalid inbound message: logged (never with its payload), counted, then the route's policy. */
+  private refuse (codec: MessageCodec<Handler>, ws: RouteSocket<TRequest>, error: InvalidMessageError, raw: string | Buffer): void {
+    const log = this.logger(ws.request)
+    if (log.info !== undefined) log.info({ err: error }, `websocket message refused: ${error.code}`)
+    else log.debug({ err: error }, `websocket message refused: ${error.code}`)
+    try {
+      codec.refuse(ws, error, raw, (cause: unknown) => this.handlerFailed(ws, 'invalidMessage', cause))
+    } catch (cause) {
+      this.handlerFailed(ws, 'invalidMessage', cause)
+    }
   }
 
   // ------------------------------------------------ handler calls

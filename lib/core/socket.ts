@@ -3,17 +3,37 @@
  * opened it and the route that serves it.
  */
 import type { Socket } from 'node:net'
-import { Connection, type ConnectionOptions } from '../engine/connection.js'
+import { Connection, type ConnectionOptions, type SendOptions, type SendStatus } from '../engine/connection.js'
 import type { RouteRunner } from './route.js'
+import type { RawData } from './types.js'
 
 export class RouteSocket<TRequest = unknown> extends Connection {
   readonly request: TRequest
   /** @internal */
   readonly route: RouteRunner<TRequest>
+  /** Invalid inbound messages on a JSON route (bad JSON, schema mismatch, unknown type, binary), whatever the policy did with them. */
+  invalidMessages = 0
 
   constructor (socket: Socket, route: RouteRunner<TRequest>, request: TRequest, options: ConnectionOptions) {
     super(socket, route, options)
     this.route = route
     this.request = request
+  }
+
+  /**
+   * Sends a message. On a route with a `send` schema the value is validated
+   * and serialized with it (a text frame): a value that does not match
+   * throws `WS_ERR_INVALID_OUTBOUND` and nothing is sent. Elsewhere strings
+   * go as text, binary data as binary.
+   */
+  override send (data: unknown, options?: SendOptions): SendStatus {
+    const codec = this.route.codec
+    if (codec !== undefined && codec.encodes) return super.send(codec.encode(data), options)
+    return super.send(data as RawData, options)
+  }
+
+  /** Sends a string or bytes as they are, without the route's `send` schema (for example a message serialized once for many sockets). */
+  sendRaw (data: RawData, options?: SendOptions): SendStatus {
+    return super.send(data, options)
   }
 }

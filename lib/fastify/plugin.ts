@@ -28,10 +28,11 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import { LIMIT_KEYS, pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
+import { checkMessageSpec, compileMessageCodec, hasMessageSchemas, type InvalidMessagePolicy, type MessageSchemaSpec } from '../core/messages.js'
 import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
-import type { WsLimits, WsRouteOptions } from '../core/types.js'
+import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
 import { beginUpgrade, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 
@@ -40,6 +41,31 @@ export interface WsPluginOptions extends WsLimits {
   errorHandler?: (error: Error, socket: RouteSocket<FastifyRequest>, request: FastifyRequest) => void
   /** The reason sent with 1001 to every client when the app closes. Default 'server shutting down'. */
   shutdownReason?: string
+  /** The default `invalidMessage` policy of JSON routes: `close` (default), `reply`, `ignore` or a function. A route's own option wins. */
+  invalidMessage?: InvalidMessagePolicy<WebSocket<any, FastifyRequest>>
+}
+
+type MaybePromise<T> = T | Promise<T>
+
+// Fastify's own type-provider calls (types/type-provider.d.ts), which its entry point does not export.
+type CallValidatorTypeProvider<F extends FastifyTypeProvider, S> = (F & { schema: S })['validator']
+type CallSerializerTypeProvider<F extends FastifyTypeProvider, S> = (F & { schema: S })['serializer']
+
+/** What a route's `message` handler receives: the type of `schema.message` through the type provider, or `string | Buffer` without one. */
+export type WsMessageType<TypeProvider extends FastifyTypeProvider, SchemaCompiler> =
+  SchemaCompiler extends { message: infer Schema } ? CallValidatorTypeProvider<TypeProvider, Schema> : string | Buffer
+
+/** What a route's `send()` takes: the type of `schema.send` through the type provider, or raw data without one. */
+export type WsSendType<TypeProvider extends FastifyTypeProvider, SchemaCompiler> =
+  SchemaCompiler extends { send: infer Schema } ? CallSerializerTypeProvider<TypeProvider, Schema> : RawData
+
+/** `messages`, typed: each handler receives its own schema's type. `Messages` maps a message type to its schema. */
+export type WsMessageRoutes<TypeProvider extends FastifyTypeProvider, TRequest, TSend, Messages> = {
+  [Type in keyof Messages]: {
+    /** The schema of this message type: the whole message, discriminator included. */
+    schema?: Messages[Type]
+    handler (socket: WebSocket<TSend, TRequest>, message: CallValidatorTypeProvider<TypeProvider, Messages[Type]>): MaybePromise<void>
+  }
 }
 
 /** The request type of a ws route, resolved like Fastify resolves a handler's request. */
@@ -63,10 +89,25 @@ export type WsShorthandOptions<
   SchemaCompiler extends FastifySchema = FastifySchema,
   TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
   Logger extends FastifyBaseLogger = FastifyBaseLogger,
+  Messages = Record<string, unknown>,
 > = Omit<RouteShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>, 'ws'> &
-  WsRouteOptions<WsRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>> & {
+  Omit<WsRouteOptions<
+    WsRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>,
+    WsMessageType<TypeProvider, SchemaCompiler>,
+    WsSendType<TypeProvider, SchemaCompiler>
+  >, 'messages'> & {
     /** Answers plain HTTP requests to the same path; without it they get 426 Upgrade Required. */
     handler?: RouteHandlerMethod<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>
+    /**
+     * Handlers by message type, each with its own schema: `{ join: { schema, handler }, say: { schema, handler } }`.
+     * The message's `discriminator` property (default `type`) picks one; a missing or unknown type is an invalid message.
+     */
+    messages?: WsMessageRoutes<
+      TypeProvider,
+      WsRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>,
+      WsSendType<TypeProvider, SchemaCompiler>,
+      Messages
+    >
   }
 
 declare module 'fastify' {
@@ -76,19 +117,27 @@ declare module 'fastify' {
       RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
       ContextConfig = ContextConfigDefault,
       const SchemaCompiler extends FastifySchema = FastifySchema,
+      const Messages extends Record<string, unknown> = Record<string, unknown>,
     >(
       path: string,
-      options: WsShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>,
+      options: WsShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger, Messages>,
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
   }
 
+  /** A WebSocket route's schemas: `message` (inbound, parsed as JSON and validated) and `send` (what `send()` takes), next to `params`, `querystring`, `headers`. */
+  interface FastifySchema extends WsMessageSchemas {}
+
   interface RouteShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger> {
     /** Makes the route a WebSocket route too: upgrade requests get these handlers, plain requests the `handler`. */
-    ws?: WsRouteOptions<FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>>
+    ws?: WsRouteOptions<
+      FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>,
+      WsMessageType<TypeProvider, SchemaCompiler>,
+      WsSendType<TypeProvider, SchemaCompiler>
+    >
   }
 }
 
-const WS_KEYS = new Set<string>([...LIMIT_KEYS, 'open', 'message', 'close', 'drain', 'error', 'ping', 'pong', 'protocols'])
+const WS_KEYS = new Set<string>([...LIMIT_KEYS, 'open', 'message', 'close', 'drain', 'error', 'ping', 'pong', 'protocols', 'messages', 'discriminator', 'invalidMessage'])
 
 function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
   reply.code(UPGRADE_REQUIRED.statusCode).headers(UPGRADE_REQUIRED.headers).send(UPGRADE_REQUIRED.body)
@@ -130,6 +179,21 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
       }
       return
     }
+    const schema = routeOptions.schema as WsMessageSchemas | undefined
+    const spec: MessageSchemaSpec<any> = {
+      message: schema?.message,
+      send: schema?.send,
+      messages: wsOptions.messages,
+      discriminator: wsOptions.discriminator,
+      invalidMessage: wsOptions.invalidMessage ?? options.invalidMessage,
+      // The JSON body parser's rules for __proto__ and constructor.prototype.
+      parse: { protoAction: fastify.initialConfig.onProtoPoisoning, constructorAction: fastify.initialConfig.onConstructorPoisoning },
+    }
+    checkMessageSpec(spec, wsOptions.message !== undefined, routeOptions.url)
+    // JSON routes compile their schemas with the route's own compilers on the
+    // first upgrade (Fastify exposes them per request): a route-level
+    // `validatorCompiler`, the instance's `setValidatorCompiler`, or the default Ajv.
+    let compiled = !hasMessageSchemas(spec)
     const runner = new RouteRunner<FastifyRequest>({
       handlers: wsOptions as WsRouteOptions<FastifyRequest>,
       limits: { ...defaults, ...pickLimits(wsOptions) },
@@ -141,6 +205,18 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
     routeOptions.handler = function wsRouteHandler (this: FastifyInstance, request, reply) {
       const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
       if (upgrade === undefined) return httpHandler.call(this, request, reply)
+      if (!compiled) {
+        try {
+          runner.setMessageCodec(compileMessageCodec(spec, {
+            // JSON messages are validated like a JSON body.
+            validator: schema => request.compileValidationSchema(schema as Record<string, unknown>, 'body'),
+            serializer: schema => reply.compileSerializationSchema(schema as Record<string, unknown>),
+          }))
+        } catch (error) {
+          throw new Error(`wsroutes: compiling the message schemas of ${routeOptions.url} failed: ${(error as Error).message}`, { cause: error })
+        }
+        compiled = true
+      }
       reply.hijack()
       runner.accept(upgrade, request)
     }
