@@ -44,7 +44,9 @@ export const CloseCodes = {
  * A received frame with any other code is a protocol error (1002).
  */
 export function isValidCloseCode (code: number): code is CloseCode {
-  return (
+  // A computed 1004.5 would pass the range checks, and the writer would put
+  // its integer part, a reserved code, on the wire.
+  return Number.isInteger(code) && (
     (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
     (code >= 3000 && code <= 4999)
   )
