@@ -8,9 +8,15 @@ import type { RouteSocket } from './socket.js'
 export class SocketRegistry {
   private readonly sockets = new Set<RouteSocket<any>>()
   private emptied: (() => void) | undefined
+  private shuttingDown = false
 
   get size (): number {
     return this.sockets.size
+  }
+
+  /** Whether `closeAll` has begun: upgrades still in flight must be refused, not added. */
+  get closing (): boolean {
+    return this.shuttingDown
   }
 
   add (socket: RouteSocket<any>): void {
@@ -31,6 +37,7 @@ export class SocketRegistry {
    * closing handshakes, then terminates whatever is left.
    */
   async closeAll (reason: string, timeout: number): Promise<void> {
+    this.shuttingDown = true
     for (const socket of this.sockets) {
       if (socket.readyState === ReadyState.OPEN) socket.close(CloseCodes.GOING_AWAY, reason)
     }

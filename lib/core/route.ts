@@ -13,7 +13,7 @@ import type { InvalidMessageError, MessageCodec } from './messages.js'
 import type { SocketRegistry } from './registry.js'
 import { RouteSocket } from './socket.js'
 import type { WsHandlers, WsLimits } from './types.js'
-import type { PendingUpgrade } from './upgrade.js'
+import { refuseUpgrade, type PendingUpgrade } from './upgrade.js'
 
 /** The pino-like subset of a logger the routes use. */
 export interface RouteLogger {
@@ -78,6 +78,13 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     // have been read ('end' emitted), and the connection would never see it.
     if (socket.destroyed || socket.readableEnded) {
       socket.destroy()
+      return undefined
+    }
+    // Hooks or middleware that were still running when shutdown began: the
+    // registry has already said goodbye and would not close this socket, so
+    // the server would wait on it forever. Refused like a later upgrade.
+    if (this.registry.closing) {
+      refuseUpgrade(socket, 503, 'server shutting down')
       return undefined
     }
     const protocol = selectProtocol(upgrade.protocols, this.protocols, request)

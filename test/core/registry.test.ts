@@ -59,8 +59,10 @@ t.test('add, delete, size and iteration', async t => {
 
 t.test('closeAll with no sockets resolves at once', async t => {
   const registry = new SocketRegistry()
+  t.equal(registry.closing, false)
   await registry.closeAll('bye', 60_000)
   t.equal(registry.size, 0)
+  t.equal(registry.closing, true, 'closing from then on, so upgrades in flight are refused')
 })
 
 t.test('closeAll sends 1001 with the reason to open sockets and waits for them', async t => {

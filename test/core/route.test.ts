@@ -340,6 +340,23 @@ t.test('a socket destroyed before accept is not upgraded', async t => {
   t.equal(h.registry.size, 0)
 })
 
+t.test('an upgrade accepted after closeAll began is refused with 503', async t => {
+  const opens: unknown[] = []
+  let registry!: SocketRegistry
+  const h = await serve(t, { open (socket) { opens.push(socket) } }, {
+    // Shutdown begins while this upgrade's hooks run.
+    async beforeAccept () { await registry.closeAll('bye', 1000) },
+  })
+  registry = h.registry
+  const { client: raw, head } = await RawClient.request(h.port)
+  t.teardown(() => raw.destroy())
+  t.equal(head.status, 503)
+  t.equal(await raw.body(), 'server shutting down')
+  t.same(h.accepted, [undefined])
+  t.same(opens, [])
+  t.equal(h.registry.size, 0)
+})
+
 t.test('a client reset while the upgrade waits does not crash; the socket ends as 1006', async t => {
   const gone = deferred<void>()
   const closed = deferred<number>()
