@@ -10,13 +10,39 @@ import { checkUpgradeRequest, writeHttpResponse } from '../engine/handshake.js'
 
 export const kUpgrade = Symbol('wsroutes.upgrade')
 
-export interface PendingUpgrade {
-  socket: Duplex
-  head: Buffer
-  key: string
-  protocols: string[]
-  /** Hands the socket over to the WebSocket connection (detaches the HTTP response and the guard). */
-  release (): void
+/**
+ * An upgrade that passed the handshake check and waits for the framework's
+ * routing, hooks or middleware to decide.
+ */
+export class PendingUpgrade {
+  constructor (
+    readonly socket: Duplex,
+    readonly head: Buffer,
+    readonly key: string,
+    readonly protocols: string[],
+    private request: UpgradeRequest | undefined,
+    private response: ServerResponse | undefined,
+  ) {}
+
+  /**
+   * Hands the socket over to the WebSocket connection: detaches the HTTP
+   * response and the early error guard, and drops every reference the
+   * request held, so an open connection keeps neither the response nor this
+   * object alive.
+   */
+  release (): void {
+    const response = this.response
+    if (response !== undefined) {
+      response.off('finish', endSocketAfterResponse)
+      if (response.socket !== null) response.detachSocket(response.socket)
+      this.response = undefined
+    }
+    if (this.request !== undefined) {
+      this.request[kUpgrade] = undefined
+      this.request = undefined
+    }
+    this.socket.off('error', destroyOnError)
+  }
 }
 
 export type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
@@ -51,17 +77,7 @@ export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Bu
   response.shouldKeepAlive = false
   response.assignSocket(socket as any)
   response.once('finish', endSocketAfterResponse)
-  ;(request as UpgradeRequest)[kUpgrade] = {
-    socket,
-    head,
-    key: check.key,
-    protocols: check.protocols,
-    release () {
-      response.off('finish', endSocketAfterResponse)
-      if (response.socket !== null) response.detachSocket(response.socket)
-      socket.off('error', destroyOnError)
-    },
-  }
+  ;(request as UpgradeRequest)[kUpgrade] = new PendingUpgrade(socket, head, check.key, check.protocols, request as UpgradeRequest, response)
   return response
 }
 
