@@ -74,3 +74,64 @@ describe('app.ws and router.ws', () => {
     expect(app.ws(/^\/re\/(\d+)$/, { open () {} })).type.toBe<typeof app>()
   })
 })
+
+describe('JSON routes', () => {
+  const Say = { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] } as const
+
+  test('without schemas, messages are text or bytes and send takes raw data', () => {
+    app.ws('/raw', {
+      message (socket, data) {
+        expect(data).type.toBe<string | Buffer>()
+        expect(socket.send).type.not.toBeCallableWith({ any: 'object' })
+      },
+    })
+  })
+
+  test('with schema.message the handler gets the parsed value, unknown until annotated', () => {
+    app.ws('/json', {
+      schema: { message: Say },
+      message (_socket, data) {
+        expect(data).type.toBe<unknown>()
+      },
+    })
+    app.ws('/json', {
+      schema: { message: Say },
+      message (_socket, data: { text: string }) {
+        expect(data.text).type.toBe<string>()
+      },
+    })
+  })
+
+  test('with schema.send, send() takes values for the schema to validate; sendRaw takes raw data', () => {
+    app.ws('/out', {
+      schema: { send: Say },
+      open (socket) {
+        expect(socket.send).type.toBeCallableWith({ text: 'hi' })
+        expect(socket.sendRaw).type.toBeCallableWith('already serialized')
+        expect(socket.sendRaw).type.not.toBeCallableWith({ text: 'hi' })
+      },
+    })
+  })
+
+  test('messages: handlers by type, with the route\'s request', () => {
+    app.ws('/rooms/:room', {
+      discriminator: 'kind',
+      invalidMessage: 'reply',
+      messages: {
+        join: {
+          schema: Say,
+          handler (socket, msg: { text: string }) {
+            expect(socket.request.params.room).type.toBe<string>()
+            expect(msg.text).type.toBe<string>()
+          },
+        },
+      },
+    })
+    expect(app.ws).type.not.toBeCallableWith('/x', { invalidMessage: 'explode' })
+  })
+
+  test('adapter options: invalidMessage, ajv, jsonParse', () => {
+    expect(wsExpress).type.toBeCallableWith(app, server, { invalidMessage: 'ignore', jsonParse: { protoAction: 'remove' } })
+    expect(wsExpress).type.toBeCallableWith(app, server, { invalidMessage: (socket: WebSocket<any, Request>) => { socket.close(4000) } })
+  })
+})

@@ -29,13 +29,24 @@ import type {
   Response,
   RouteParameters,
 } from 'express-serve-static-core'
+import type { Ajv } from 'ajv'
+import {
+  checkMessageSpec,
+  compileMessageCodec,
+  hasMessageSchemas,
+  type InvalidMessagePolicy,
+  type JsonParseOptions,
+  type MessageSchemaSpec,
+  type SchemaCompilers,
+} from '../core/messages.js'
 import { pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
 import { SocketRegistry } from '../core/registry.js'
 import { RouteRunner, type RouteLogger } from '../core/route.js'
 import type { RouteSocket } from '../core/socket.js'
-import type { RawData, WebSocket, WsLimits, WsRouteOptions } from '../core/types.js'
+import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
 import { beginUpgrade, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
+import { ajvCompilers, createAjv } from './schemas.js'
 
 /** The pino-like logger the adapter writes to: `{ error, warn, debug }`, each `(object, message)`. */
 export type WsLogger = RouteLogger
@@ -50,10 +61,40 @@ export interface WsExpressOptions extends WsLimits {
   errorHandler?: (error: Error, socket: RouteSocket<Request>, request: Request) => void
   /** The reason sent with 1001 to every client on shutdown. Default 'server shutting down'. */
   shutdownReason?: string
+  /** The default `invalidMessage` policy of JSON routes: `close` (default), `reply`, `ignore` or a function. A route's own option wins. */
+  invalidMessage?: InvalidMessagePolicy<WebSocket<any, Request>>
+  /**
+   * The Ajv instance that compiles the message schemas. Default: a private
+   * one per adapter with Fastify's default options and ajv-formats.
+   */
+  ajv?: Ajv
+  /** What a JSON message's `__proto__` and `constructor.prototype` keys do. Default: both make it invalid JSON. */
+  jsonParse?: JsonParseOptions
 }
 
-/** The options object that ends `app.ws(path, ...middleware, options)`: handlers, limits, protocols. */
-export type WsExpressRouteOptions<TRequest = Request> = WsRouteOptions<TRequest>
+/**
+ * The options object that ends `app.ws(path, ...middleware, options)`:
+ * handlers, limits, protocols and, for JSON routes, `schema` (`message`,
+ * `send`), `messages`, `discriminator` and `invalidMessage`.
+ */
+export interface WsExpressRouteOptions<TRequest = Request, TMessage = string | Buffer, TSend = RawData>
+  extends WsRouteOptions<TRequest, TMessage, TSend> {
+  /**
+   * JSON messages: `message` is the JSON schema every inbound text message
+   * is parsed and validated against (the handler gets the value), `send`
+   * the schema `send()` validates and serializes with.
+   */
+  schema?: WsMessageSchemas
+}
+
+/** What `message` receives on a route with these schemas: the parsed value (annotate it), or text/bytes. */
+export type WsExpressMessage<S> = S extends { message: {} } ? unknown : S extends { messages: {} } ? unknown : string | Buffer
+/** What `send()` takes on a route with these schemas: anything the `send` schema validates, or raw data. */
+export type WsExpressSend<S> = S extends { send: {} } ? unknown : RawData
+
+/** The route options, typed by the route's request and its `schema`. */
+type OptionsFor<P, ReqQuery, LocalsObj extends Record<string, any>, S> =
+  WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>, WsExpressMessage<S>, WsExpressSend<S>> & { schema?: S }
 
 /** The open sockets of one adapter: iterable, with a count. */
 export interface WsClients {
@@ -88,11 +129,12 @@ export interface WsRouteMatcher<T> {
     P = RouteParameters<Route>,
     ReqQuery = Query,
     LocalsObj extends Record<string, any> = Record<string, any>,
+    const S extends WsMessageSchemas = {},
   >(
     path: Route,
     ...handlers: [
       ...middleware: Array<RequestHandler<P, any, any, ReqQuery, LocalsObj>>,
-      options: WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>>,
+      options: OptionsFor<P, ReqQuery, LocalsObj, S>,
     ]
   ): T
   <
@@ -100,33 +142,36 @@ export interface WsRouteMatcher<T> {
     P = RouteParameters<Route>,
     ReqQuery = Query,
     LocalsObj extends Record<string, any> = Record<string, any>,
+    const S extends WsMessageSchemas = {},
   >(
     path: Route,
     ...handlers: [
       ...middleware: Array<RequestHandlerParams<P, any, any, ReqQuery, LocalsObj>>,
-      options: WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>>,
+      options: OptionsFor<P, ReqQuery, LocalsObj, S>,
     ]
   ): T
   <
     P = ParamsDictionary,
     ReqQuery = Query,
     LocalsObj extends Record<string, any> = Record<string, any>,
+    const S extends WsMessageSchemas = {},
   >(
     path: PathParams,
     ...handlers: [
       ...middleware: Array<RequestHandler<P, any, any, ReqQuery, LocalsObj>>,
-      options: WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>>,
+      options: OptionsFor<P, ReqQuery, LocalsObj, S>,
     ]
   ): T
   <
     P = ParamsDictionary,
     ReqQuery = Query,
     LocalsObj extends Record<string, any> = Record<string, any>,
+    const S extends WsMessageSchemas = {},
   >(
     path: PathParams,
     ...handlers: [
       ...middleware: Array<RequestHandlerParams<P, any, any, ReqQuery, LocalsObj>>,
-      options: WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>>,
+      options: OptionsFor<P, ReqQuery, LocalsObj, S>,
     ]
   ): T
 }
@@ -154,6 +199,10 @@ interface Adapter {
   defaults: WsLimits
   logger: WsLogger
   errorHandler: WsExpressOptions['errorHandler']
+  invalidMessage: WsExpressOptions['invalidMessage']
+  jsonParse: JsonParseOptions | undefined
+  /** Ajv and fast-json-stringify, set up on the first JSON route. */
+  compilers (): SchemaCompilers
 }
 
 const kAdapter = Symbol('wsroutes.express')
@@ -171,8 +220,18 @@ const consoleLogger: WsLogger = {
 }
 
 /** The last handler of a ws route: the handshake for upgrades, 426 for plain HTTP. */
-function wsRouteHandler (options: WsExpressRouteOptions<any>): (req: Request, res: Response, next: NextFunction) => void {
-  // One runner per adapter: the limits, registry and logger are the adapter's.
+function wsRouteHandler (path: PathParams, options: WsExpressRouteOptions<any, any, any>): (req: Request, res: Response, next: NextFunction) => void {
+  const spec: MessageSchemaSpec<any> = {
+    message: options.schema?.message,
+    send: options.schema?.send,
+    messages: options.messages,
+    discriminator: options.discriminator,
+    invalidMessage: options.invalidMessage,
+  }
+  // Mistakes in the message options fail here, when the route is declared.
+  checkMessageSpec(spec, options.message !== undefined, String(path))
+  const json = hasMessageSchemas(spec)
+  // One runner per adapter: the limits, registry, logger and schema compilers are the adapter's.
   const runners = new WeakMap<Adapter, RouteRunner<Request>>()
   return function wsRoute (req, res) {
     const upgrade = (req as AdapterRequest)[kUpgrade]
@@ -183,6 +242,16 @@ function wsRouteHandler (options: WsExpressRouteOptions<any>): (req: Request, re
     }
     let runner = runners.get(adapter)
     if (runner === undefined) {
+      // Compiled on the first upgrade; a schema Ajv refuses goes to Express's
+      // error handling (500), and the next upgrade tries again.
+      let messages
+      if (json) {
+        try {
+          messages = compileMessageCodec({ ...spec, invalidMessage: spec.invalidMessage ?? adapter.invalidMessage, parse: adapter.jsonParse }, adapter.compilers())
+        } catch (error) {
+          throw new Error(`wsroutes: compiling the message schemas of ${String(path)} failed: ${(error as Error).message}`, { cause: error })
+        }
+      }
       runner = new RouteRunner<Request>({
         handlers: options,
         limits: { ...adapter.defaults, ...pickLimits(options) },
@@ -190,6 +259,7 @@ function wsRouteHandler (options: WsExpressRouteOptions<any>): (req: Request, re
         registry: adapter.registry,
         logger: () => adapter.logger,
         errorHandler: adapter.errorHandler,
+        messages,
       })
       runners.set(adapter, runner)
     }
@@ -213,7 +283,7 @@ function ws (this: RouteTarget, path: PathParams, ...handlers: unknown[]): Route
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('wsroutes: ws(path, ...middleware, options) needs the route options object (handlers and limits) last')
   }
-  this.route(path).get(...handlers, wsRouteHandler(options as WsExpressRouteOptions))
+  this.route(path).get(...handlers, wsRouteHandler(path, options as WsExpressRouteOptions))
   return this
 }
 
@@ -246,6 +316,13 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
     defaults: pickLimits(options),
     logger: options.logger ?? consoleLogger,
     errorHandler: options.errorHandler,
+    invalidMessage: options.invalidMessage,
+    jsonParse: options.jsonParse,
+    compilers () {
+      const compilers = ajvCompilers(options.ajv ?? createAjv())
+      this.compilers = () => compilers
+      return compilers
+    },
   }
   const shutdownReason = options.shutdownReason ?? 'server shutting down'
   let closing: Promise<void> | undefined
