@@ -474,3 +474,24 @@ t.test('one app on two servers: each adapter has its own limits, clients and shu
   t.equal(await nextMessage(large), 'still open')
   large.close()
 })
+
+t.test('an upgrade whose middleware is still running when ws.close() begins gets 503', async t => {
+  let release!: () => void
+  const gate = new Promise<void>(resolve => { release = resolve })
+  let reachedRoute!: () => void
+  const reached = new Promise<void>(resolve => { reachedRoute = resolve })
+  const s = await start(t, app => {
+    app.ws('/slow', async (_req, _res, next) => {
+      reachedRoute()
+      await gate
+      next()
+    }, { open () { t.fail('must not open') } })
+  })
+  const answer = rawUpgrade(s.port, '/slow')
+  await reached
+  const closing = s.ws.close()
+  release()
+  t.equal((await answer).status, 503)
+  await closing
+  t.equal(s.ws.clients.size, 0)
+})
