@@ -6,7 +6,7 @@
  */
 import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { checkUpgradeRequest, writeHttpResponse } from '../engine/handshake.js'
+import { checkUpgradeRequest, headerHasToken, writeHttpResponse } from '../engine/handshake.js'
 
 export const kUpgrade = Symbol('wsroutes.upgrade')
 
@@ -68,16 +68,26 @@ function endSocketAfterResponse (this: ServerResponse): void {
  */
 export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): ServerResponse | undefined {
   socket.on('error', destroyOnError)
+  // An upgrade to another protocol (`Upgrade: h2c`, …) is no WebSocket
+  // handshake: it is served as the plain HTTP request it also is, as Node
+  // would serve it if nobody listened for upgrades.
+  if (!headerHasToken(request.headers.upgrade, 'websocket')) return responseOnSocket(request, socket)
   const check = checkUpgradeRequest(request)
   if (!check.ok) {
     writeHttpResponse(socket, check.status, check.headers, check.message)
     return undefined
   }
+  const response = responseOnSocket(request, socket)
+  ;(request as UpgradeRequest)[kUpgrade] = new PendingUpgrade(socket, head, check.key, check.protocols, request as UpgradeRequest, response)
+  return response
+}
+
+/** An HTTP response written straight to the raw socket, which is closed once the response is sent. */
+function responseOnSocket (request: IncomingMessage, socket: Duplex): ServerResponse {
   const response = new ServerResponse(request)
   response.shouldKeepAlive = false
   response.assignSocket(socket as any)
   response.once('finish', endSocketAfterResponse)
-  ;(request as UpgradeRequest)[kUpgrade] = new PendingUpgrade(socket, head, check.key, check.protocols, request as UpgradeRequest, response)
   return response
 }
 

@@ -49,7 +49,6 @@ t.test('invalid handshakes get an HTTP status and the socket is closed', async t
     { name: 'version 8', request: { headers: { 'Sec-WebSocket-Version': '8' } }, status: 426, headers: { 'sec-websocket-version': '13' } },
     { name: 'no version', request: { headers: { 'Sec-WebSocket-Version': null } }, status: 426, headers: { 'sec-websocket-version': '13' } },
     { name: 'POST', request: { method: 'POST', headers: { 'Content-Length': '0' } }, status: 405, headers: { allow: 'GET' } },
-    { name: 'Upgrade: h2c', request: { headers: { Upgrade: 'h2c' } }, status: 400 },
     { name: 'a duplicate subprotocol', request: { headers: { 'Sec-WebSocket-Protocol': 'chat, chat' } }, status: 400 },
     { name: 'an invalid subprotocol token', request: { headers: { 'Sec-WebSocket-Protocol': 'a b' } }, status: 400 },
   ]
@@ -64,6 +63,20 @@ t.test('invalid handshakes get an HTTP status and the socket is closed', async t
     t.ok((await client.body()).length > 0, `${c.name}: a body says why`)
     t.notOk(client.raw.includes('101 Switching'), `${c.name}: never a 101`)
   }
+})
+
+t.test('an upgrade to another protocol (h2c) is served as plain HTTP, not refused', async t => {
+  const { port, next } = await serve(t, seen => {
+    seen.response?.writeHead(200, { 'content-type': 'text/plain' }).end('plain answer')
+  })
+  const { client, head } = await RawClient.request(port, { headers: { Upgrade: 'h2c' } })
+  const seen = await next()
+  t.ok(seen.response, 'a response on the raw socket for the framework to route')
+  t.equal(seen.request[kUpgrade], undefined, 'no pending upgrade')
+  t.equal(head.status, 200, 'the route answers as HTTP')
+  await client.body()
+  t.match(client.raw, /plain answer/, 'the body')
+  t.notOk(client.raw.includes('101 Switching'), 'never a 101')
 })
 
 t.test('a valid handshake: a pending upgrade and a response on the raw socket', async t => {

@@ -243,6 +243,20 @@ t.test('an upgrade to an HTTP-only route is a 404, and the custom not-found hand
   t.same(plain.json(), { http: true }, 'plain GET still works')
 })
 
+t.test('an upgrade to another protocol (h2c) is plain HTTP: the route answers, ws routes say 426', async t => {
+  const { port } = await build(t, app => {
+    app.get('/http', async () => ({ http: true }))
+    app.ws('/socket', { message () {} })
+  })
+  const http = await rawRequest(t, port, { path: '/http', headers: { Upgrade: 'h2c', Connection: 'Upgrade, HTTP2-Settings' } })
+  t.equal(http.head.status, 200, 'the HTTP handler answers, as without the plugin')
+  await http.client.body()
+  t.match(http.client.raw, /"http":true/)
+  const ws = await rawRequest(t, port, { path: '/socket', headers: { Upgrade: 'h2c' } })
+  t.equal(ws.head.status, 426, 'a ws-only route asks for a WebSocket upgrade')
+  t.equal(ws.head.headers.upgrade, 'websocket')
+})
+
 t.test('a plain GET on a ws-only route is 426 with Upgrade: websocket', async t => {
   const { app, port } = await build(t, app => { app.ws('/only', {}) })
   const injected = await app.inject('/only')
