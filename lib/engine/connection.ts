@@ -84,8 +84,9 @@ function socketOnData (this: OwnedSocket, chunk: Buffer): void {
   connection.parser.write(chunk)
 }
 function socketOnEnd (this: OwnedSocket): void {
-  // The peer closed its half: close ours too (HTTP server sockets allow half-open).
-  this.end()
+  // The peer closed its half: close ours too (HTTP server sockets allow
+  // half-open), unless the closing handshake already did.
+  if (!this.writableEnded) this.end()
 }
 function socketOnClose (this: OwnedSocket): void {
   this[kConnection]!.finish()
