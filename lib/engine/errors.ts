@@ -11,6 +11,8 @@ export const ErrorCodes = {
   UNEXPECTED_RSV: 'WS_ERR_UNEXPECTED_RSV',
   /** A client frame arrived unmasked (1002). */
   EXPECTED_MASK: 'WS_ERR_EXPECTED_MASK',
+  /** A server frame arrived masked, at a client (1002). */
+  UNEXPECTED_MASK: 'WS_ERR_UNEXPECTED_MASK',
   /** A control frame was fragmented (1002). */
   EXPECTED_FIN: 'WS_ERR_EXPECTED_FIN',
   /** A control frame carried more than 125 bytes (1002). */

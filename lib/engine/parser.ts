@@ -10,6 +10,10 @@
  * on the wire. Header bytes are read straight from the current chunk (or from
  * a 14-byte scratch buffer when a header spans chunks), so a frame costs no
  * allocation beyond the Buffer view handed to the owner.
+ *
+ * The server reads masked client frames; with `role: 'client'` the same
+ * parser reads unmasked server frames (the in-process test client of
+ * `injectWS`), at the cost of one boolean check per frame on the server path.
  */
 import { isValidCloseCode } from './close-codes.js'
 import { ErrorCodes, wsError, type WebSocketError } from './errors.js'
@@ -41,6 +45,12 @@ export interface ParserOptions {
   maxPayload: number
   /** Most frames one message may be split into. */
   maxFragments: number
+  /**
+   * Whose frames are parsed, named by the side that reads them: `server`
+   * (the default) reads a client's frames, which must be masked; `client`
+   * reads a server's, which must not be (RFC 6455 §5.1).
+   */
+  role?: 'server' | 'client'
 }
 
 const enum State {
@@ -60,6 +70,8 @@ export class FrameParser {
   private readonly handler: FrameHandler
   private readonly maxPayload: number
   private readonly maxFragments: number
+  /** Whether frames must be masked (the server role) or must not be (the client role). */
+  private readonly masked: boolean
 
   /** Unread input: chunks[0] is read from `offset` on. */
   private readonly chunks: Buffer[] = []
@@ -91,6 +103,7 @@ export class FrameParser {
     this.handler = handler
     this.maxPayload = options.maxPayload
     this.maxFragments = options.maxFragments
+    this.masked = options.role !== 'client'
   }
 
   get stopped (): boolean {
@@ -188,8 +201,13 @@ export class FrameParser {
     }
 
     // §5.1: "The server MUST close the connection upon receiving a frame
-    // that is not masked."
-    if ((b1 & 0x80) === 0) return this.fail(ErrorCodes.EXPECTED_MASK, 'client frames must be masked', 1002)
+    // that is not masked." and "A client MUST close a connection if it
+    // detects a masked frame."
+    if (((b1 & 0x80) !== 0) !== this.masked) {
+      return this.masked
+        ? this.fail(ErrorCodes.EXPECTED_MASK, 'client frames must be masked', 1002)
+        : this.fail(ErrorCodes.UNEXPECTED_MASK, 'server frames must not be masked', 1002)
+    }
 
     if (this.payloadLength === 126) this.state = State.LENGTH_16
     else if (this.payloadLength === 127) this.state = State.LENGTH_64
@@ -229,9 +247,12 @@ export class FrameParser {
   }
 
   private readMask (): boolean {
-    if (this.buffered < 4) return false
-    const at = this.take(4)
-    this.view.copy(this.mask, 0, at, at + 4)
+    // An unmasked frame (the client role) has no masking key.
+    if (this.masked) {
+      if (this.buffered < 4) return false
+      const at = this.take(4)
+      this.view.copy(this.mask, 0, at, at + 4)
+    }
     this.payloadRead = 0
     this.state = State.PAYLOAD
     if (this.opcode === Opcode.TEXT || this.opcode === Opcode.BINARY) this.messageOpcode = this.opcode
@@ -257,7 +278,7 @@ export class FrameParser {
     } else {
       piece = n === 0 ? EMPTY : this.consume(n)
     }
-    applyMask(piece, this.mask, this.payloadRead)
+    if (this.masked) applyMask(piece, this.mask, this.payloadRead)
     this.payloadRead += n
     const frameDone = this.payloadRead === this.payloadLength
     const messageDone = frameDone && this.fin
@@ -292,7 +313,7 @@ export class FrameParser {
   private readControlPayload (): boolean {
     if (this.buffered < this.payloadLength) return false
     const payload = this.payloadLength === 0 ? EMPTY : this.consume(this.payloadLength)
-    applyMask(payload, this.mask, 0)
+    if (this.masked) applyMask(payload, this.mask, 0)
     this.state = State.INFO
     if (this.opcode === Opcode.PING) this.handler.onPing(payload)
     else if (this.opcode === Opcode.PONG) this.handler.onPong(payload)

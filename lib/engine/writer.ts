@@ -8,8 +8,14 @@
  * socket is uncorked by one `process.nextTick` per batch (not per frame).
  * Small payloads and every string are copied into the header's buffer, so
  * such a frame is one allocation and one write.
+ *
+ * `MaskingFrameWriter` writes client frames (the in-process test client of
+ * `injectWS`): each one masked with a fresh random key (§5.3).
  */
+import { randomFillSync } from 'node:crypto'
 import type { Socket } from 'node:net'
+import type { Writable } from 'node:stream'
+import { applyMask } from './mask.js'
 
 /** Buffers up to this size are copied behind their header rather than written as a second chunk. */
 const MERGE_LIMIT = 4096
@@ -76,6 +82,55 @@ export class FrameWriter {
     writeHeader(header, firstByte, length)
     this.socket.write(header)
     return this.socket.write(payload)
+  }
+
+  /** A close frame; `code` 0 sends an empty payload. */
+  close (code: number, reason: Buffer): boolean {
+    if (code === 0) return this.frame(0x8, Buffer.alloc(0))
+    const payload = Buffer.allocUnsafe(2 + reason.length)
+    payload.writeUInt16BE(code, 0)
+    reason.copy(payload, 2)
+    return this.frame(0x8, payload)
+  }
+}
+
+/** Masking keys are cut from one random buffer, refilled when used up: one `randomFillSync` per 2048 frames. */
+const KEY_POOL_SIZE = 8192
+const keyPool = Buffer.allocUnsafe(KEY_POOL_SIZE)
+let keyOffset = KEY_POOL_SIZE
+
+/**
+ * The client side's writer. §5.3: "The masking key is a 32-bit value chosen
+ * at random by the client. [...] the masking key for each frame MUST be
+ * picked from the set of allowed 32-bit values" and must be unpredictable,
+ * so keys come from the CSPRNG. The payload is copied behind the header and
+ * masked there: masking in place would change the caller's buffer.
+ */
+export class MaskingFrameWriter {
+  readonly socket: Writable
+
+  constructor (socket: Writable) {
+    this.socket = socket
+  }
+
+  /** Writes one masked frame with `payload` (a string is sent as UTF-8), in one write. */
+  frame (opcode: number, payload: Buffer | string, fin = true): boolean {
+    const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
+    const keyAt = headerLength(length)
+    const payloadAt = keyAt + 4
+    const out = Buffer.allocUnsafe(payloadAt + length)
+    writeHeader(out, (fin ? 0x80 : 0) | opcode, length)
+    out[1] |= 0x80
+    if (keyOffset === KEY_POOL_SIZE) {
+      randomFillSync(keyPool)
+      keyOffset = 0
+    }
+    keyPool.copy(out, keyAt, keyOffset, keyOffset + 4)
+    keyOffset += 4
+    if (typeof payload === 'string') out.write(payload, payloadAt)
+    else out.set(payload, payloadAt)
+    applyMask(out.subarray(payloadAt), out.subarray(keyAt, payloadAt), 0)
+    return this.socket.write(out)
   }
 
   /** A close frame; `code` 0 sends an empty payload. */
