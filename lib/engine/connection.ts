@@ -175,8 +175,10 @@ export class Connection implements FrameHandler, HeartbeatMember {
   start (head?: Buffer): void {
     const socket = this.socket
     if (this.readyState === ReadyState.CLOSED) return
-    socket.setTimeout(0)
-    socket.setNoDelay(true)
+    // A net.Socket has both; a plain Duplex (the in-process pair of
+    // `injectWS`) has neither and needs neither. Once per connection.
+    socket.setTimeout?.(0)
+    socket.setNoDelay?.(true)
     // After a close frame or a protocol error the parser ignores its input,
     // but the socket is still read so the peer's FIN is seen.
     socket.on('data', socketOnData)
