@@ -365,7 +365,7 @@ t.test('a refused upgrade rejects with the status, headers and body', async t =>
     body: 'unsupported WebSocket version; this server speaks 13',
     message: 'the upgrade was refused with 426 Upgrade Required',
   })
-  await t.rejects(injectUpgrade(server.onUpgrade, '/', { headers: { host: undefined } }), { statusCode: 400, body: 'missing Host header' })
+  await t.rejects(injectUpgrade(server.onUpgrade, '/', { headers: { host: undefined } }), { name: 'UpgradeRefusedError', statusCode: 400, body: 'missing Host header' })
 })
 
 t.test('a refusal with a chunked body, or one that ends at EOF', async t => {
@@ -373,9 +373,9 @@ t.test('a refusal with a chunked body, or one that ends at EOF', async t => {
     socket.write('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n')
     setImmediate(() => socket.end('5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n'))
   }
-  await t.rejects(injectUpgrade(chunked, '/'), { statusCode: 403, body: 'hello world', headers: { 'set-cookie': ['a=1', 'b=2'] } })
+  await t.rejects(injectUpgrade(chunked, '/'), { name: 'UpgradeRefusedError', statusCode: 403, body: 'hello world', headers: { 'set-cookie': ['a=1', 'b=2'] } })
   const untilEof: UpgradeListener = (_request, socket) => { socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\nit broke') }
-  await t.rejects(injectUpgrade(untilEof, '/'), { statusCode: 500, body: 'it broke' })
+  await t.rejects(injectUpgrade(untilEof, '/'), { name: 'UpgradeRefusedError', statusCode: 500, body: 'it broke' })
 })
 
 t.test('no answer, a hang-up, a listener that throws, a wrong accept key', async t => {
