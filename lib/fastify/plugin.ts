@@ -35,6 +35,7 @@ import type { RouteSocket } from '../core/socket.js'
 import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
 import { beginUpgrade, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
+import { decorateInjectWS } from './inject.js'
 
 export interface WsPluginOptions extends WsLimits {
   /** Called for every error on any socket (after the route's own `error` handler). */
@@ -237,6 +238,8 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
     }
   }
   fastify.server.on('upgrade', onUpgrade)
+  // `app.injectWS()`: in-process upgrades through the same listener.
+  decorateInjectWS(fastify, onUpgrade)
 
   fastify.addHook('preClose', async () => {
     // New upgrades get 503 from now on; open sockets get 1001 and
