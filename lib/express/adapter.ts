@@ -46,6 +46,7 @@ import type { RouteSocket } from '../core/socket.js'
 import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
 import { beginUpgrade, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
+import { injectUpgrade, type InjectedSocket, type InjectWSOptions } from '../core/inject.js'
 import { ajvCompilers, createAjv } from './schemas.js'
 
 /** The pino-like logger the adapter writes to: `{ error, warn, debug }`, each `(object, message)`. */
@@ -114,6 +115,13 @@ export interface WsExpress {
    * `server.close()` calls it too.
    */
   close (): Promise<void>
+  /**
+   * Opens a WebSocket to `path` in-process, without `listen`: the request
+   * runs through the app's middleware and routing as a real upgrade does.
+   * Resolves once the 101 has arrived; rejects with an `UpgradeRefusedError`
+   * (`statusCode`, `headers`, `body`) when it is answered otherwise.
+   */
+  injectWS<TSend = unknown, TMessage = unknown> (path: string, options?: InjectWSOptions): Promise<InjectedSocket<TSend, TMessage>>
 }
 
 /**
@@ -369,5 +377,7 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
       return adapter.registry as unknown as WsClients
     },
     close,
+    // The listener the server's 'upgrade' event calls, called directly.
+    injectWS: (path, injectOptions) => injectUpgrade(onUpgrade, path, injectOptions),
   }
 }

@@ -28,6 +28,7 @@ export {
   type ValidationIssue,
 } from '../core/messages.js'
 export { RouteSocket } from '../core/socket.js'
+export { UpgradeRefusedError, type InjectedSocket, type InjectedClose, type InjectWSOptions } from '../core/inject.js'
 export { CloseCodes, isValidCloseCode, MAX_CLOSE_REASON_BYTES, type CloseCode, type ApplicationCloseCode, type ProtocolCloseCode } from '../engine/close-codes.js'
 export { ErrorCodes, WebSocketError, type ErrorCode } from '../engine/errors.js'
 export { ReadyState, SendStatus, type SendOptions, type BackpressurePolicy } from '../engine/connection.js'
