@@ -614,11 +614,8 @@ export class InjectedSocket<TSend = unknown, TMessage = unknown> {
   }
 
   private sendClose (code: number, reason: Buffer): void {
+    // Never CONNECTING: the socket is handed out once open.
     if (this.readyState === ReadyState.CLOSED) return
-    if (this.readyState === ReadyState.CONNECTING) {
-      this.terminate()
-      return
-    }
     this.readyState = ReadyState.CLOSING
     if (!this.closeFrameSent) {
       this.closeFrameSent = true

@@ -225,3 +225,20 @@ t.test('hooks around the upgrade run once, in order, as for a real client', asyn
   ws.close(1000)
   await ws.expectClose(1000)
 })
+
+t.test('frames sent while an async open runs wait in the pipe and arrive after it, in order', async t => {
+  const app = await build(t, app => {
+    app.ws('/slow-open', {
+      async open (socket) {
+        await new Promise(resolve => setTimeout(resolve, 30))
+        ;(socket as unknown as { ready: boolean }).ready = true
+      },
+      message (socket, data) { socket.send(`${(socket as unknown as { ready?: boolean }).ready === true ? 'after open' : 'too early'}: ${String(data)}`) },
+    })
+  })
+  const ws = await app.injectWS('/slow-open')
+  ws.send('one')
+  ws.send('two')
+  t.equal(await ws.expectMessage(), 'after open: one')
+  t.equal(await ws.expectMessage(), 'after open: two')
+})
