@@ -3,6 +3,11 @@
  * upgrade (writes the 101, creates the socket), runs the user's handlers and
  * keeps their failures contained: a handler that throws or rejects closes
  * its own socket with 1011 and is logged; the process lives on.
+ *
+ * Inbound flow: one message at a time per socket. A `message` handler that
+ * returns a promise pauses the socket's reading until it settles, so the
+ * next message waits (per-socket order) and a fast client is held back by
+ * TCP instead of growing the server's memory.
  */
 import type { Socket } from 'node:net'
 import { CloseCodes } from '../engine/close-codes.js'
@@ -127,7 +132,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     }
     const handler = this.handlers.message
     if (handler === undefined) return
-    this.run(connection, 'message', handler, isBinary ? data : data.toString(), isBinary)
+    this.runMessage(connection, handler, isBinary ? data : data.toString(), isBinary)
   }
 
   onClose (connection: RouteSocket<TRequest>, code: number, reason: Buffer): void {
@@ -170,7 +175,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     }
     if (decoded.ok) {
       const handler = decoded.handler ?? this.handlers.message
-      if (handler !== undefined) this.run(ws, 'message', handler, decoded.value, false)
+      if (handler !== undefined) this.runMessage(ws, handler, decoded.value, false)
       return
     }
     this.refuse(codec, ws, decoded.error, decoded.raw)
@@ -200,6 +205,29 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
       return
     }
     if (isPromise(result)) result.then(undefined, (error: unknown) => this.handlerFailed(ws, phase, error))
+  }
+
+  /**
+   * Calls a `message` handler. A synchronous one costs nothing more than
+   * `run`; a promise pauses the socket's reading (the parser stops after this
+   * message, the socket stops reading, TCP pushes back on the peer) until it
+   * settles, so messages are handled one at a time, in order.
+   */
+  private runMessage (ws: RouteSocket<TRequest>, handler: Handler, data: unknown, isBinary: boolean): void {
+    let result: unknown
+    try {
+      result = handler(ws, data, isBinary)
+    } catch (error) {
+      this.handlerFailed(ws, 'message', error)
+      return
+    }
+    if (!isPromise(result)) return
+    ws.pauseReading()
+    result.then(() => ws.resumeReading(), (error: unknown) => {
+      this.handlerFailed(ws, 'message', error)
+      // Read on: the peer's answer to our 1011 must still be seen.
+      ws.resumeReading()
+    })
   }
 
   private handlerFailed (ws: RouteSocket<TRequest>, phase: string, cause: unknown): void {

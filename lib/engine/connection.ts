@@ -128,6 +128,8 @@ export class Connection implements FrameHandler, HeartbeatMember {
   activity = false
   /** @internal */
   idleTicks = 0
+  /** @internal Reading is paused by the owner: silence is ours, not the peer's. */
+  readingPaused = false
 
   readyState: ReadyState = ReadyState.OPEN
   /** The negotiated subprotocol, '' when none. */
@@ -295,12 +297,16 @@ export class Connection implements FrameHandler, HeartbeatMember {
    * TCP pushes back on the peer while the owner awaits a handler.
    */
   pauseReading (): void {
+    this.readingPaused = true
     this.parser.pause()
     this.socket.pause()
   }
 
   resumeReading (): void {
+    this.readingPaused = false
     if (this.readyState === ReadyState.CLOSED) return
+    // The heartbeat counts from here: what the peer sent meanwhile is unread.
+    this.activity = true
     this.socket.resume()
     this.parser.resume()
   }
@@ -313,6 +319,11 @@ export class Connection implements FrameHandler, HeartbeatMember {
   /** @internal The idle timeout passed, the ping unanswered. */
   heartbeatExpired (): void {
     if (this.readyState === ReadyState.CLOSED) return
+    // Not reading (a handler is awaited): the peer's pongs wait unread.
+    if (this.readingPaused) {
+      this.idleTicks = 0
+      return
+    }
     this.reportError(wsError(ErrorCodes.IDLE_TIMEOUT, `no frame from the peer for ${this.idleTimeoutMs / 1000} s, ping unanswered`))
     this.terminate()
   }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# npm run bench: measures examples/echo.ts, compiled as a user would run it in
+# production, next to the peer servers (cecho, ws, ws+bufferutil,
+# @fastify/websocket, uWebSockets.js) with ../shared/bench/run-peers.sh, and
+# writes the report to bench/results/<date>.md. Extra arguments go to
+# run-peers.sh (for example --reps 1 --duration 2 for a smoke run). The
+# compression section is skipped: permessage-deflate is not implemented yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${WSROUTES_SHARED_BENCH:-../shared/bench}
+[ -x "$SHARED/run-peers.sh" ] || { echo "bench: $SHARED/run-peers.sh not found" >&2; exit 2; }
+npm run build >/dev/null
+mkdir -p bench/results
+out="bench/results/$(date +%Y-%m-%d).md"
+[ -e "$out" ] && out="bench/results/$(date +%Y-%m-%d-%H%M).md"
+# The shared folder is read-only material: peers are installed and programs built in a work folder.
+export WSBENCH_DIR=${WSBENCH_DIR:-${TMPDIR:-/tmp}/wsbench}
+"$SHARED/run-peers.sh" \
+  --candidate "exec node $PWD/dist/examples/echo.js" --candidate-port 19390 --candidate-name wsroutes \
+  --skip-deflate \
+  --out "$PWD/$out" "$@"
+echo "bench: report in $out"
