@@ -33,11 +33,14 @@ export class SocketRegistry {
   }
 
   /**
-   * Sends every open socket a 1001 close, waits up to `timeout` ms for the
-   * closing handshakes, then terminates whatever is left.
+   * Refuses upgrades from now on, runs `preClose` with the open sockets (for
+   * a goodbye broadcast; up to `timeout` ms, its failure goes to `onError`),
+   * then sends every open socket a 1001 close, waits up to `timeout` ms for
+   * the closing handshakes, and terminates whatever is left.
    */
-  async closeAll (reason: string, timeout: number): Promise<void> {
+  async closeAll (reason: string, timeout: number, preClose?: PreClose, onError?: (error: unknown) => void): Promise<void> {
     this.shuttingDown = true
+    if (preClose !== undefined) await this.runPreClose(preClose, timeout, onError)
     for (const socket of this.sockets) {
       if (socket.readyState === ReadyState.OPEN) socket.close(CloseCodes.GOING_AWAY, reason)
     }
@@ -51,4 +54,19 @@ export class SocketRegistry {
     this.emptied = undefined
     for (const socket of this.sockets) socket.terminate()
   }
+
+  private async runPreClose (preClose: PreClose, timeout: number, onError = (_error: unknown): void => {}): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<false>(resolve => { timer = setTimeout(resolve, timeout, false) })
+    const settled = (async () => { await preClose(this) })().then(() => true, (error: unknown) => {
+      onError(error)
+      return true
+    })
+    const inTime = await Promise.race([settled, late])
+    clearTimeout(timer)
+    if (!inTime) onError(new Error(`preClose did not settle within ${timeout} ms; closing the sockets anyway`))
+  }
 }
+
+/** Called on shutdown before the 1001s, with the sockets still open. */
+export type PreClose = (sockets: Iterable<RouteSocket<any>>) => void | Promise<void>

@@ -62,6 +62,13 @@ export interface WsExpressOptions extends WsLimits {
   errorHandler?: (error: Error, socket: RouteSocket<Request>, request: Request) => void
   /** The reason sent with 1001 to every client on shutdown. Default 'server shutting down'. */
   shutdownReason?: string
+  /**
+   * Called on shutdown (`close()` or `server.close()`), after new upgrades
+   * are refused and before the 1001s, with the open sockets: a goodbye
+   * broadcast goes out ahead of each close frame. Awaited up to
+   * `closeTimeout`; a failure is logged. On JSON routes use `socket.sendRaw`.
+   */
+  preClose?: (sockets: Iterable<WebSocket<RawData, Request>>) => void | Promise<void>
   /** The default `invalidMessage` policy of JSON routes: `close` (default), `reply`, `ignore` or a function. A route's own option wins. */
   invalidMessage?: InvalidMessagePolicy<WebSocket<any, Request>>
   /**
@@ -110,9 +117,9 @@ export interface WsExpress {
   /** The sockets open right now, for broadcasts. */
   readonly clients: WsClients
   /**
-   * Refuses new upgrades with 503, sends every open socket 1001 and resolves
-   * once they have closed (or after `closeTimeout`, terminating the rest).
-   * `server.close()` calls it too.
+   * Refuses new upgrades with 503, runs `preClose`, sends every open socket
+   * 1001 and resolves once they have closed (or after `closeTimeout`,
+   * terminating the rest). `server.close()` calls it too.
    */
   close (): Promise<void>
   /**
@@ -353,7 +360,9 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
   server.on('upgrade', onUpgrade)
 
   function close (): Promise<void> {
-    closing ??= adapter.registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT)
+    closing ??= adapter.registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT, options.preClose, error => {
+      adapter.logger.error({ err: error }, 'preClose failed')
+    })
     return closing
   }
 

@@ -42,6 +42,13 @@ export interface WsPluginOptions extends WsLimits {
   errorHandler?: (error: Error, socket: RouteSocket<FastifyRequest>, request: FastifyRequest) => void
   /** The reason sent with 1001 to every client when the app closes. Default 'server shutting down'. */
   shutdownReason?: string
+  /**
+   * Called when the app closes, after new upgrades are refused and before
+   * the 1001s, with the open sockets: a goodbye broadcast goes out ahead of
+   * each close frame. Awaited up to `closeTimeout`; a failure is logged.
+   * On JSON routes use `socket.sendRaw` (the sockets' `send` schemas differ).
+   */
+  preClose?: (sockets: Iterable<WebSocket<RawData, FastifyRequest>>) => void | Promise<void>
   /** The default `invalidMessage` policy of JSON routes: `close` (default), `reply`, `ignore` or a function. A route's own option wins. */
   invalidMessage?: InvalidMessagePolicy<WebSocket<any, FastifyRequest>>
 }
@@ -242,10 +249,13 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
   decorateInjectWS(fastify, onUpgrade)
 
   fastify.addHook('preClose', async () => {
-    // New upgrades get 503 from now on; open sockets get 1001 and
-    // `closeTimeout` to answer, then whatever is left is terminated.
+    // New upgrades get 503 from now on; `preClose` may say goodbye; open
+    // sockets get 1001 and `closeTimeout` to answer, then whatever is left
+    // is terminated.
     closing = true
-    await registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT)
+    await registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT, options.preClose, error => {
+      fastify.log.error({ err: error }, 'wsroutes: preClose failed')
+    })
   })
   fastify.addHook('onClose', (_instance, next) => {
     fastify.server.off('upgrade', onUpgrade)

@@ -1,0 +1,123 @@
+/**
+ * Graceful shutdown through both adapters, the way applications close
+ * (`app.close()`, `server.close()`): `preClose` broadcasts a goodbye that
+ * reaches every client before its 1001; 200 clients are closed with the
+ * reason well within `closeTimeout`; a client that never answers is
+ * terminated at the deadline; a failing or hanging `preClose` does not stop
+ * the shutdown; upgrades that arrive meanwhile get 503.
+ */
+import t from 'tap'
+import type WebSocket from 'ws'
+import { RawClient, deferred, openWs, upgradeRequest } from '../interop/helpers.js'
+import { KINDS, serve, until } from './servers.js'
+
+interface Seen { messages: string[], close?: { code: number, reason: string } }
+
+function watch (ws: WebSocket): Seen {
+  const seen: Seen = { messages: [] }
+  ws.on('message', data => seen.messages.push(String(data)))
+  ws.on('close', (code, reason) => { seen.close = { code, reason: reason.toString() } })
+  return seen
+}
+
+type Broadcast = Iterable<{ sendRaw (data: string): unknown, readyState: number }>
+
+for (const kind of KINDS) {
+  t.test(`${kind}: 200 clients: the preClose goodbye, then 1001 with the reason, within closeTimeout`, async t => {
+    const closeTimeout = 2000
+    const closes: number[] = []
+    let preCloseSaw = 0
+    const served = await serve(t, kind, [{ path: '/room', options: { close (_socket: unknown, code: number) { closes.push(code) } } }], {
+      adapter: {
+        closeTimeout,
+        shutdownReason: 'maintenance',
+        preClose (sockets: Broadcast) {
+          for (const socket of sockets) {
+            preCloseSaw++
+            socket.sendRaw('goodbye')
+          }
+        },
+      },
+    })
+    const clients = await Promise.all(Array.from({ length: 200 }, () => openWs(served.url('/room'))))
+    t.teardown(() => { for (const ws of clients) ws.terminate() })
+    const seen = clients.map(watch)
+    const started = Date.now()
+    await served.close()
+    const elapsed = Date.now() - started
+    t.ok(elapsed < closeTimeout, `closed in ${elapsed} ms, within closeTimeout (${closeTimeout} ms)`)
+    t.equal(preCloseSaw, 200, 'preClose saw every open socket')
+    await until(() => seen.every(s => s.close !== undefined), 'every client to see its close')
+    t.equal(seen.filter(s => s.close?.code === 1001 && s.close.reason === 'maintenance').length, 200, 'every client saw 1001 with the reason')
+    t.equal(seen.filter(s => s.messages.length === 1 && s.messages[0] === 'goodbye').length, 200, 'every client got the goodbye before its close')
+    t.equal(closes.length, 200, 'every close handler ran')
+    t.ok(closes.every(code => code === 1001), 'each with 1001')
+  })
+
+  t.test(`${kind}: a client that never answers the 1001 is terminated at closeTimeout`, async t => {
+    const closeTimeout = 300
+    const served = await serve(t, kind, [{ path: '/a', options: {} }], { adapter: { closeTimeout } })
+    const polite = await openWs(served.url('/a'))
+    const politeSeen = watch(polite)
+    const silent = await RawClient.open(served.port, { path: '/a' })
+    t.teardown(() => silent.destroy())
+    const started = Date.now()
+    await served.close()
+    const elapsed = Date.now() - started
+    t.ok(elapsed >= closeTimeout - 10 && elapsed < closeTimeout + 700, `close() waited for the deadline (${elapsed} ms for ${closeTimeout})`)
+    t.same(await silent.nextClose(), { code: 1001, reason: 'server shutting down' }, 'the silent client was told')
+    await silent.closed
+    t.pass('and disconnected')
+    await until(() => politeSeen.close !== undefined, 'the polite client\'s close')
+    t.same(politeSeen.close, { code: 1001, reason: 'server shutting down' }, 'the polite client closed normally')
+  })
+
+  t.test(`${kind}: a preClose that throws is logged; the sockets still get their 1001`, async t => {
+    const served = await serve(t, kind, [{ path: '/a', options: {} }], {
+      adapter: { preClose () { throw new Error('broadcast failed') } },
+    })
+    const ws = await openWs(served.url('/a'))
+    const seen = watch(ws)
+    await served.close()
+    await until(() => seen.close !== undefined, 'the close')
+    t.equal(seen.close?.code, 1001, 'the client still got 1001')
+    const line = await served.logged(record => record.message.includes('preClose failed'))
+    t.equal(line.level, 'error', 'logged as an error')
+    t.match(line.err, { message: 'broadcast failed' }, 'with what preClose threw')
+  })
+
+  t.test(`${kind}: a preClose that hangs gets closeTimeout; no upgrade meanwhile`, async t => {
+    const closeTimeout = 300
+    const entered = deferred()
+    const served = await serve(t, kind, [{ path: '/a', options: {} }], {
+      adapter: {
+        closeTimeout,
+        preClose () {
+          entered.resolve()
+          return new Promise(() => {})
+        },
+      },
+    })
+    const ws = await openWs(served.url('/a'))
+    const seen = watch(ws)
+    const started = Date.now()
+    const closing = served.close()
+    await entered.promise
+    if (kind === 'fastify') {
+      // Fastify runs preClose hooks before it stops listening.
+      const late = await RawClient.connect(served.port)
+      t.teardown(() => late.destroy())
+      late.write(upgradeRequest({ path: '/a' }))
+      t.equal((await late.head()).status, 503, 'an upgrade during preClose is refused')
+    } else {
+      // server.close() stops listening at once (the adapter's own close() would answer 503).
+      await t.rejects(RawClient.connect(served.port), { code: 'ECONNREFUSED' }, 'no new connection during preClose')
+    }
+    await closing
+    const elapsed = Date.now() - started
+    t.ok(elapsed >= closeTimeout - 10 && elapsed < 2 * closeTimeout + 700, `close() went on after preClose's closeTimeout (${elapsed} ms)`)
+    await until(() => seen.close !== undefined, 'the close')
+    t.equal(seen.close?.code, 1001, 'then the 1001')
+    await served.logged(record => record.level === 'error' && /did not settle/.test(String((record.err as Error | undefined)?.message)))
+  })
+}
