@@ -79,6 +79,9 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   accept (upgrade: PendingUpgrade, request: TRequest): RouteSocket<TRequest> | undefined {
     const { socket, head } = upgrade
     upgrade.release()
+    // The handshake timed out while hooks or middleware ran: the client
+    // already has its 503.
+    if (upgrade.expired) return undefined
     // A client that left while hooks or middleware ran: its FIN may already
     // have been read ('end' emitted), and the connection would never see it.
     if (socket.destroyed || socket.readableEnded) {

@@ -79,6 +79,13 @@ export interface WsLimits {
    * goes out at half of it. Default 120; 0 turns the heartbeat off.
    */
   idleTimeout?: number
+  /**
+   * Milliseconds from a complete upgrade request to the 101: hooks or
+   * middleware still running then get the client a 503 and the socket is
+   * closed. Default 10000; 0 turns it off. A route's own value takes over
+   * once the request reaches the route (its own hooks or middleware).
+   */
+  handshakeTimeout?: number
 }
 
 /** One entry of `messages`: the schema of that message type (the whole message, discriminator included) and its handler. */

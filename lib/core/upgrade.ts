@@ -10,11 +10,20 @@ import { checkUpgradeRequest, headerHasToken, writeHttpResponse } from '../engin
 
 export const kUpgrade = Symbol('wsroutes.upgrade')
 
+/** Milliseconds from a complete upgrade request to the 101 (`handshakeTimeout`). */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
+
 /**
  * An upgrade that passed the handshake check and waits for the framework's
  * routing, hooks or middleware to decide.
  */
 export class PendingUpgrade {
+  /** The handshake timed out: the client got a 503 and the socket was closed; it must not be upgraded. */
+  expired = false
+  /** When the upgrade request arrived (`performance.now()`). */
+  private readonly arrived = performance.now()
+  private timer: NodeJS.Timeout | undefined
+
   constructor (
     readonly socket: Duplex,
     readonly head: Buffer,
@@ -31,6 +40,7 @@ export class PendingUpgrade {
    * object alive.
    */
   release (): void {
+    this.clearTimeout()
     const response = this.response
     if (response !== undefined) {
       response.off('finish', endSocketAfterResponse)
@@ -43,6 +53,48 @@ export class PendingUpgrade {
     }
     this.socket.off('error', destroyOnError)
   }
+
+  /**
+   * Sets the deadline for the 101 to `ms` after the request arrived (0: no
+   * deadline), replacing any earlier one. A route with its own
+   * `handshakeTimeout` calls it once the request has reached the route.
+   */
+  setTimeout (ms: number): void {
+    this.clearTimeout()
+    if (ms <= 0 || this.expired || this.response === undefined) return
+    this.timer = setTimeout(expireUpgrade, Math.max(0, this.arrived + ms - performance.now()), this)
+    this.timer.unref()
+  }
+
+  /** @internal */
+  clearTimeout (): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+  }
+
+  /**
+   * The deadline passed with hooks or middleware still running: the client
+   * gets a 503 and the socket is closed. The framework's response is cut
+   * loose, so whatever the hooks answer later goes nowhere, and `accept`
+   * refuses this upgrade. A response already on its way is left to finish.
+   */
+  expire (): void {
+    this.timer = undefined
+    const response = this.response
+    const socket = this.socket
+    if (response === undefined || response.headersSent || socket.destroyed || socket.writableEnded) return
+    this.expired = true
+    response.off('finish', endSocketAfterResponse)
+    if (response.socket !== null) response.detachSocket(response.socket)
+    this.response = undefined
+    writeHttpResponse(socket, 503, {}, 'handshake timed out')
+  }
+}
+
+function expireUpgrade (upgrade: PendingUpgrade): void {
+  upgrade.expire()
 }
 
 export type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
@@ -54,6 +106,8 @@ function destroyOnError (this: Duplex): void {
 }
 
 function endSocketAfterResponse (this: ServerResponse): void {
+  // A hook or the router answered (401, 404, …): no deadline any more.
+  ;(this.req as UpgradeRequest | undefined)?.[kUpgrade]?.clearTimeout()
   const socket = this.socket
   if (socket !== null) {
     this.detachSocket(socket)
@@ -64,9 +118,10 @@ function endSocketAfterResponse (this: ServerResponse): void {
 /**
  * Checks the handshake. On failure the client gets the HTTP status and the
  * socket is closed; on success the request carries a `PendingUpgrade` and the
- * returned response writes to the raw socket.
+ * returned response writes to the raw socket. `handshakeTimeout` (ms, 0 for
+ * none) bounds the time until the 101: see `PendingUpgrade.expire`.
  */
-export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): ServerResponse | undefined {
+export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer, handshakeTimeout = 0): ServerResponse | undefined {
   socket.on('error', destroyOnError)
   // An upgrade to another protocol (`Upgrade: h2c`, …) is no WebSocket
   // handshake: it is served as the plain HTTP request it also is, as Node
@@ -78,7 +133,9 @@ export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Bu
     return undefined
   }
   const response = responseOnSocket(request, socket)
-  ;(request as UpgradeRequest)[kUpgrade] = new PendingUpgrade(socket, head, check.key, check.protocols, request as UpgradeRequest, response)
+  const upgrade = new PendingUpgrade(socket, head, check.key, check.protocols, request as UpgradeRequest, response)
+  ;(request as UpgradeRequest)[kUpgrade] = upgrade
+  upgrade.setTimeout(handshakeTimeout)
   return response
 }
 

@@ -44,7 +44,7 @@ import { SocketRegistry } from '../core/registry.js'
 import { RouteRunner, type RouteLogger } from '../core/route.js'
 import type { RouteSocket } from '../core/socket.js'
 import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
-import { beginUpgrade, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
+import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { injectUpgrade, type InjectedSocket, type InjectWSOptions } from '../core/inject.js'
 import { ajvCompilers, createAjv } from './schemas.js'
@@ -298,7 +298,16 @@ function ws (this: RouteTarget, path: PathParams, ...handlers: unknown[]): Route
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('wsroutes: ws(path, ...middleware, options) needs the route options object (handlers and limits) last')
   }
-  this.route(path).get(...handlers, wsRouteHandler(path, options as WsExpressRouteOptions))
+  const routeOptions = options as WsExpressRouteOptions
+  const handshakeTimeout = routeOptions.handshakeTimeout
+  if (handshakeTimeout !== undefined) {
+    // The route's deadline takes over once routing reached it, ahead of its own middleware.
+    handlers.unshift(function wsHandshakeTimeout (req: Request, _res: Response, next: NextFunction) {
+      ;(req as AdapterRequest)[kUpgrade]?.setTimeout(handshakeTimeout)
+      next()
+    })
+  }
+  this.route(path).get(...handlers, wsRouteHandler(path, routeOptions))
   return this
 }
 
@@ -347,7 +356,7 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
       refuseUpgrade(socket, 503, 'server shutting down')
       return
     }
-    const response = beginUpgrade(request, socket, head)
+    const response = beginUpgrade(request, socket, head, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
     if (response === undefined) return
     ;(request as AdapterRequest)[kAdapter] = adapter
     try {

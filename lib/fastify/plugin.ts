@@ -33,7 +33,7 @@ import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
 import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
-import { beginUpgrade, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
+import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { decorateInjectWS } from './inject.js'
 
@@ -145,7 +145,7 @@ declare module 'fastify' {
   }
 }
 
-const WS_KEYS = new Set<string>([...LIMIT_KEYS, 'open', 'message', 'close', 'drain', 'error', 'ping', 'pong', 'protocols', 'messages', 'discriminator', 'invalidMessage'])
+const WS_KEYS = new Set<string>([...LIMIT_KEYS, 'handshakeTimeout', 'open', 'message', 'close', 'drain', 'error', 'ping', 'pong', 'protocols', 'messages', 'discriminator', 'invalidMessage'])
 
 function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
   reply.code(UPGRADE_REQUIRED.statusCode).headers(UPGRADE_REQUIRED.headers).send(UPGRADE_REQUIRED.body)
@@ -210,6 +210,15 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
       logger: request => request.log,
       errorHandler: options.errorHandler,
     })
+    const handshakeTimeout = wsOptions.handshakeTimeout
+    if (handshakeTimeout !== undefined) {
+      // The route's deadline takes over once routing found it, ahead of the route's own hooks.
+      const onRequest = routeOptions.onRequest
+      routeOptions.onRequest = [function wsHandshakeTimeout (request: FastifyRequest, _reply: FastifyReply, next: () => void) {
+        ;(request.raw as UpgradeRequest)[kUpgrade]?.setTimeout(handshakeTimeout)
+        next()
+      }, ...(onRequest === undefined ? [] : Array.isArray(onRequest) ? onRequest : [onRequest])] as RouteOptions['onRequest']
+    }
     routeOptions.handler = function wsRouteHandler (this: FastifyInstance, request, reply) {
       const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
       if (upgrade === undefined) return httpHandler.call(this, request, reply)
@@ -235,7 +244,7 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
       refuseUpgrade(socket, 503, 'server shutting down')
       return
     }
-    const response = beginUpgrade(request, socket, head)
+    const response = beginUpgrade(request, socket, head, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
     if (response === undefined) return
     try {
       fastify.routing(request, response)
