@@ -6,7 +6,7 @@ import { wsroutes } from './fastify/plugin.js'
 export default wsroutes
 export { wsroutes }
 export type { WsPluginOptions, WsShorthandOptions, WsRequest } from './fastify/plugin.js'
-export type { WebSocket, WsHandlers, WsLimits, WsRouteOptions, WsMessageOptions, WsMessageRoute, WsMessageSchemas, RawData } from './core/types.js'
+export type { WebSocket, WsHandlers, WsLimits, WsRouteOptions, WsMessageOptions, WsMessageRoute, WsMessageSchemas, WsErrorHandler, RawData } from './core/types.js'
 export type { WsMessageType, WsSendType, WsMessageRoutes } from './fastify/plugin.js'
 export {
   InvalidMessageError,

@@ -42,7 +42,7 @@ export interface RouteRunnerOptions<TRequest> {
   protocols?: ProtocolSelector<TRequest>
   registry: SocketRegistry
   logger (request: TRequest): RouteLogger
-  /** Plugin- or route-level error handler, called for every error on a socket after the route's `error` handler. */
+  /** The route's `wsErrorHandler`, else the plugin's `errorHandler`: called for every error on a socket after the route's `error` handler. */
   errorHandler? (error: Error, socket: RouteSocket<TRequest>, request: TRequest): void
   /** JSON messages: decode, validate, route and refuse inbound messages; validate and serialize `send()`. Can also be set later with `setMessageCodec`. */
   messages?: MessageCodec<Handler>
@@ -184,11 +184,12 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     this.refuse(codec, ws, decoded.error, decoded.raw)
   }
 
-  /** An invalid inbound message: logged (never with its payload), counted, then the route's policy. */
+  /** An invalid inbound message: logged (never with its payload), reported to the error handlers, counted, then the route's policy. */
   private refuse (codec: MessageCodec<Handler>, ws: RouteSocket<TRequest>, error: InvalidMessageError, raw: string | Buffer): void {
     const log = this.logger(ws.request)
     if (log.info !== undefined) log.info({ err: error }, `websocket message refused: ${error.code}`)
     else log.debug({ err: error }, `websocket message refused: ${error.code}`)
+    this.reportError(ws, error)
     try {
       codec.refuse(ws, error, raw, (cause: unknown) => this.handlerFailed(ws, 'invalidMessage', cause))
     } catch (cause) {
@@ -243,7 +244,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     if (ws.readyState === ReadyState.OPEN) ws.close(CloseCodes.INTERNAL_ERROR)
   }
 
-  /** The route's `error` handler, then the plugin's; their own failures are only logged. */
+  /** The route's `error` handler, then the route's `wsErrorHandler` or else the plugin's `errorHandler`; their own failures are only logged. */
   private reportError (ws: RouteSocket<TRequest>, error: Error): void {
     const routeHandler = this.handlers.error
     try {

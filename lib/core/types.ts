@@ -128,4 +128,21 @@ export interface WsRouteOptions<TRequest = unknown, TMessage = string | Buffer, 
   extends WsHandlers<TRequest, TMessage, TSend>, WsLimits, WsMessageOptions<TRequest, TSend> {
   /** Subprotocols this route speaks, in order of preference, or a function choosing among the client's offers. */
   protocols?: ProtocolSelector<TRequest>
+  /**
+   * This route's error handler: replaces the plugin's (adapter's)
+   * `errorHandler` for its sockets. Called for every error, after the
+   * route's `error` handler. (Not `errorHandler`: on a Fastify route that
+   * name is Fastify's own, for the HTTP part before the 101.)
+   */
+  wsErrorHandler?: WsErrorHandler<WebSocket<TSend, TRequest>, TRequest>
 }
+
+/**
+ * The error channel: every error on a socket, told apart by `error.code`:
+ * `WS_ERR_HANDLER_FAILED` (a handler threw or rejected; `error.cause`), the
+ * protocol codes `WS_ERR_*`, the invalid-message codes of JSON routes
+ * (`WS_ERR_INVALID_JSON`, `WS_ERR_INVALID_MESSAGE`, `WS_ERR_UNKNOWN_MESSAGE_TYPE`,
+ * `WS_ERR_BINARY_NOT_ALLOWED`), `WS_ERR_IDLE_TIMEOUT`, `WS_ERR_CLOSE_TIMEOUT`,
+ * and Node's own codes for network errors (`ECONNRESET`, `EPIPE`, …).
+ */
+export type WsErrorHandler<TSocket = WebSocket, TRequest = unknown> = (error: Error, socket: TSocket, request: TRequest) => void

@@ -58,7 +58,7 @@ export interface WsExpressOptions extends WsLimits {
    * warnings to the console, debug messages nowhere.
    */
   logger?: WsLogger
-  /** Called for every error on any socket (after the route's own `error` handler). */
+  /** Called for every error on any socket (after the route's own `error` handler), unless the route has a `wsErrorHandler`. */
   errorHandler?: (error: Error, socket: RouteSocket<Request>, request: Request) => void
   /** The reason sent with 1001 to every client on shutdown. Default 'server shutting down'. */
   shutdownReason?: string
@@ -273,7 +273,7 @@ function wsRouteHandler (path: PathParams, options: WsExpressRouteOptions<any, a
         protocols: options.protocols,
         registry: adapter.registry,
         logger: () => adapter.logger,
-        errorHandler: adapter.errorHandler,
+        errorHandler: (options.wsErrorHandler as WsExpressOptions['errorHandler']) ?? adapter.errorHandler,
         messages,
       })
       runners.set(adapter, runner)

@@ -14,7 +14,7 @@ export type {
   WsRouteMatcher,
 } from './adapter.js'
 export { DEFAULT_AJV_OPTIONS } from './schemas.js'
-export type { WebSocket, WsHandlers, WsLimits, WsRouteOptions, WsMessageOptions, WsMessageRoute, WsMessageSchemas, RawData } from '../core/types.js'
+export type { WebSocket, WsHandlers, WsLimits, WsRouteOptions, WsMessageOptions, WsMessageRoute, WsMessageSchemas, WsErrorHandler, RawData } from '../core/types.js'
 export {
   InvalidMessageError,
   InvalidOutboundError,

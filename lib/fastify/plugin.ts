@@ -38,7 +38,7 @@ import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { decorateInjectWS } from './inject.js'
 
 export interface WsPluginOptions extends WsLimits {
-  /** Called for every error on any socket (after the route's own `error` handler). */
+  /** Called for every error on any socket (after the route's own `error` handler), unless the route has a `wsErrorHandler`. */
   errorHandler?: (error: Error, socket: RouteSocket<FastifyRequest>, request: FastifyRequest) => void
   /** The reason sent with 1001 to every client when the app closes. Default 'server shutting down'. */
   shutdownReason?: string
@@ -145,7 +145,7 @@ declare module 'fastify' {
   }
 }
 
-const WS_KEYS = new Set<string>([...LIMIT_KEYS, 'handshakeTimeout', 'open', 'message', 'close', 'drain', 'error', 'ping', 'pong', 'protocols', 'messages', 'discriminator', 'invalidMessage'])
+const WS_KEYS = new Set<string>([...LIMIT_KEYS, 'handshakeTimeout', 'wsErrorHandler', 'open', 'message', 'close', 'drain', 'error', 'ping', 'pong', 'protocols', 'messages', 'discriminator', 'invalidMessage'])
 
 function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
   reply.code(UPGRADE_REQUIRED.statusCode).headers(UPGRADE_REQUIRED.headers).send(UPGRADE_REQUIRED.body)
@@ -208,7 +208,7 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
       protocols: wsOptions.protocols as WsRouteOptions<FastifyRequest>['protocols'],
       registry,
       logger: request => request.log,
-      errorHandler: options.errorHandler,
+      errorHandler: (wsOptions.wsErrorHandler as WsPluginOptions['errorHandler']) ?? options.errorHandler,
     })
     const handshakeTimeout = wsOptions.handshakeTimeout
     if (handshakeTimeout !== undefined) {

@@ -1,0 +1,69 @@
+import express, { type Request } from 'express'
+import Fastify, { type FastifyRequest } from 'fastify'
+import { createServer } from 'node:http'
+import { describe, expect, test } from 'tstyche'
+import wsroutes, { type RawData, type WebSocket } from '../lib/index.js'
+import { wsExpress } from '../lib/express/index.js'
+
+describe('the production options of the Fastify plugin', () => {
+  const app = Fastify()
+
+  test('preClose, handshakeTimeout and the limits, plugin-wide', () => {
+    expect(app.register).type.toBeCallableWith(wsroutes, {
+      idleTimeout: 30,
+      maxBackpressure: 1 << 20,
+      backpressurePolicy: 'drop' as const,
+      handshakeTimeout: 5000,
+      closeTimeout: 2000,
+      preClose (sockets: Iterable<WebSocket<RawData, FastifyRequest>>) {
+        for (const socket of sockets) socket.send('bye')
+      },
+    })
+    expect(app.register).type.toBeCallableWith(wsroutes, { preClose: async () => {} })
+    expect(app.register).type.not.toBeCallableWith(wsroutes, { handshakeTimeout: '5s' })
+    expect(app.register).type.not.toBeCallableWith(wsroutes, { backpressurePolicy: 'block' })
+  })
+
+  test('a route: limits, handshakeTimeout and its own wsErrorHandler', () => {
+    app.ws('/r/:id', {
+      idleTimeout: 0,
+      handshakeTimeout: 1000,
+      maxBackpressure: 65536,
+      backpressurePolicy: 'close',
+      wsErrorHandler (error, socket, request) {
+        expect(error).type.toBe<Error>()
+        expect(socket.request).type.toBe(request)
+        expect(request.params).type.toBe<unknown>()
+      },
+      // Fastify's own route errorHandler (the HTTP part before the 101) is still there.
+      errorHandler (_error, _request, reply) { void reply.code(500).send() },
+    })
+    expect(app.ws).type.not.toBeCallableWith('/x', { handshakeTimeout: '1s' })
+  })
+})
+
+describe('the production options of the Express adapter', () => {
+  const app = express()
+  const server = createServer(app)
+
+  test('preClose and handshakeTimeout, adapter-wide', () => {
+    expect(wsExpress).type.toBeCallableWith(app, server, {
+      handshakeTimeout: 5000,
+      preClose (sockets: Iterable<WebSocket<RawData, Request>>) {
+        for (const socket of sockets) socket.sendRaw('bye')
+      },
+    })
+    expect(wsExpress).type.not.toBeCallableWith(app, server, { preClose: 'bye' })
+  })
+
+  test('a route: handshakeTimeout and wsErrorHandler', () => {
+    app.ws('/r/:id', {
+      handshakeTimeout: 1000,
+      wsErrorHandler (error, socket, request) {
+        expect(error).type.toBe<Error>()
+        expect(request.params.id).type.toBe<string>()
+        expect(socket.request.params.id).type.toBe<string>()
+      },
+    })
+  })
+})
