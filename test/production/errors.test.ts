@@ -5,9 +5,8 @@
  * `(error, socket, request)`. Handler failures, protocol errors, invalid
  * JSON messages and network errors are told apart by `error.code`.
  */
-import { once } from 'node:events'
 import t from 'tap'
-import { RawClient, openWs, wsClosed } from '../interop/helpers.js'
+import { RawClient, nextMessage, openWs, wsClosed } from '../interop/helpers.js'
 import { KINDS, serve, until } from './servers.js'
 
 interface Report { by: string, code: string, path?: string, cause?: string }
@@ -104,8 +103,8 @@ for (const kind of KINDS) {
       { by: 'error', code: 'WS_ERR_BINARY_NOT_ALLOWED', path: '/json' },
       { by: 'errorHandler', code: 'WS_ERR_BINARY_NOT_ALLOWED', path: '/json', cause: undefined },
     ], 'invalid messages, each with its code')
-    const [envelope] = await once(json, 'message') as [Buffer]
-    t.equal(JSON.parse(envelope.toString()).error.code, 'WS_ERR_INVALID_JSON', 'the reply policy still answered')
+    const envelope = await nextMessage(json)
+    t.equal(JSON.parse(envelope.data.toString()).error.code, 'WS_ERR_INVALID_JSON', 'the reply policy still answered')
 
     // A network error: the peer resets the connection: Node's ECONNRESET.
     const reset = await RawClient.open(served.port, { path: '/shared' })

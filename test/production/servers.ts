@@ -38,7 +38,7 @@ export interface Served {
   url (path: string): string
   /** Every log line the adapter wrote (Fastify's pino at debug, the Express adapter's logger). */
   readonly logs: LogRecord[]
-  /** Resolves with the first log line `match` accepts, now or later. */
+  /** Resolves with the first log line `match` accepts, now or within 5 s. */
   logged (match: (record: LogRecord) => boolean): Promise<LogRecord>
   /** Closes like an application: `app.close()` (Fastify), `server.close()` (Express). Idempotent. */
   close (): Promise<void>
@@ -120,7 +120,10 @@ export async function serve (t: Teardown, kind: Kind, routes: RouteSpec[], optio
     logged (match) {
       const found = logs.find(match)
       if (found !== undefined) return Promise.resolve(found)
-      return new Promise(resolve => waiters.push({ match, resolve }))
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('timed out after 5000 ms waiting for a log line')), 5000)
+        waiters.push({ match, resolve: record => { clearTimeout(timer); resolve(record) } })
+      })
     },
     close,
   }
