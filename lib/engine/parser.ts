@@ -17,7 +17,7 @@
  */
 import { isValidCloseCode } from './close-codes.js'
 import { ErrorCodes, wsError, type WebSocketError } from './errors.js'
-import { applyMask } from './mask.js'
+import { applyMask, copyMasked } from './mask.js'
 import { Utf8Validator, isValidUtf8 } from './utf8.js'
 
 export const Opcode = {
@@ -273,12 +273,12 @@ export class FrameParser {
       // most here (page faults), so each large frame costs one allocation.
       const target = this.frameBuffer ?? (this.frameBuffer = Buffer.allocUnsafe(this.payloadLength))
       const at = this.payloadRead
-      this.copyInto(target, n, at)
+      this.copyInto(target, n, at, this.masked)
       piece = target.subarray(at, at + n)
     } else {
       piece = n === 0 ? EMPTY : this.consume(n)
+      if (this.masked) applyMask(piece, this.mask, this.payloadRead)
     }
-    if (this.masked) applyMask(piece, this.mask, this.payloadRead)
     this.payloadRead += n
     const frameDone = this.payloadRead === this.payloadLength
     const messageDone = frameDone && this.fin
@@ -399,13 +399,18 @@ export class FrameParser {
     return out
   }
 
-  private copyInto (target: Buffer, n: number, targetStart = 0): void {
+  /**
+   * Moves `n` bytes of input into `target` at `targetStart`; with `unmask`,
+   * they are unmasked on the way (`targetStart` is then their payload offset).
+   */
+  private copyInto (target: Buffer, n: number, targetStart = 0, unmask = false): void {
     let written = 0
     while (written < n) {
       const head = this.chunks[0]
       const available = head.length - this.offset
       const count = available < n - written ? available : n - written
-      head.copy(target, targetStart + written, this.offset, this.offset + count)
+      if (unmask) copyMasked(head, this.offset, this.offset + count, target, targetStart + written, this.mask, targetStart + written)
+      else head.copy(target, targetStart + written, this.offset, this.offset + count)
       written += count
       if (count === available) {
         this.chunks.shift()

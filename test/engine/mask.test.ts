@@ -4,7 +4,7 @@
  * index i modulo 4 of the masking key"), written as a plain byte loop.
  */
 import t from 'tap'
-import { applyMask } from '../../lib/engine/mask.js'
+import { applyMask, copyMasked } from '../../lib/engine/mask.js'
 import { prng, randomBytes } from '../helpers/random.js'
 
 function naiveMask (data: Uint8Array, mask: Uint8Array, offset: number): Uint8Array {
@@ -148,4 +148,19 @@ t.test('the SIMD path equals the byte loop: around its threshold, across windows
   }
   applyMask(whole.subarray(at), mask, at)
   t.ok(equal(whole, wanted), 'pieces of 1, 600, 70001, 262144, 333, 300000 bytes and the rest')
+})
+
+t.test('copyMasked copies and unmasks in one go, equal to a copy and the byte loop', async t => {
+  const random = prng(77)
+  const mask = Buffer.from([0x5a, 0xc3, 0x01, 0xff])
+  for (const length of [0, 1, 31, 511, 512, 529, 65536 + 3, 262144 * 2 + 5]) {
+    for (const offset of [0, 1, 2, 3]) {
+      const source = randomBytes(random, length + 7)
+      const target = Buffer.alloc(length + 9, 0xee)
+      copyMasked(source, 3, 3 + length, target, 5, mask, offset)
+      const wanted = naiveMask(source.subarray(3, 3 + length), mask, offset)
+      t.ok(equal(target.subarray(5, 5 + length), wanted), `length ${length}, offset ${offset}`)
+      t.ok(target.subarray(0, 5).every(b => b === 0xee) && target.subarray(5 + length).every(b => b === 0xee), 'nothing outside the range is touched')
+    }
+  }
 })
