@@ -41,6 +41,15 @@ function writeHeader (target: Buffer, firstByte: number, length: number): number
   return 10
 }
 
+/** A close frame's payload (§5.5.1): the code in network byte order, then the reason; empty for code 0. */
+function closePayload (code: number, reason: Buffer): Buffer {
+  if (code === 0) return Buffer.alloc(0)
+  const payload = Buffer.allocUnsafe(2 + reason.length)
+  payload.writeUInt16BE(code, 0)
+  reason.copy(payload, 2)
+  return payload
+}
+
 function uncork (writer: FrameWriter): void {
   writer.corked = false
   writer.socket.uncork()
@@ -86,11 +95,7 @@ export class FrameWriter {
 
   /** A close frame; `code` 0 sends an empty payload. */
   close (code: number, reason: Buffer): boolean {
-    if (code === 0) return this.frame(0x8, Buffer.alloc(0))
-    const payload = Buffer.allocUnsafe(2 + reason.length)
-    payload.writeUInt16BE(code, 0)
-    reason.copy(payload, 2)
-    return this.frame(0x8, payload)
+    return this.frame(0x8, closePayload(code, reason))
   }
 }
 
@@ -135,10 +140,6 @@ export class MaskingFrameWriter {
 
   /** A close frame; `code` 0 sends an empty payload. */
   close (code: number, reason: Buffer): boolean {
-    if (code === 0) return this.frame(0x8, Buffer.alloc(0))
-    const payload = Buffer.allocUnsafe(2 + reason.length)
-    payload.writeUInt16BE(code, 0)
-    reason.copy(payload, 2)
-    return this.frame(0x8, payload)
+    return this.frame(0x8, closePayload(code, reason))
   }
 }
