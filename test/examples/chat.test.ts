@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import { buildChatServer } from '../../examples/chat.js'
 import type { TestContext } from '../helpers/tap.js'
+import { refusedWs } from '../interop/helpers.js'
 
 async function start (t: TestContext): Promise<{ app: FastifyInstance, http: string, ws: string }> {
   const app = await buildChatServer()
@@ -190,19 +191,7 @@ t.test('leaving sends left to the rest of the room', async t => {
 t.test('a room name outside [A-Za-z0-9_-]{1,32} is refused with 400 before the upgrade', async t => {
   const { ws } = await start(t)
   for (const room of ['a%20b', 'x'.repeat(33), '%C3%A9']) {
-    const status = await new Promise<number>((resolve, reject) => {
-      const client = new WebSocket(`${ws}/chat/${room}`)
-      client.once('unexpected-response', (_request, response) => {
-        resolve(response.statusCode ?? 0)
-        response.resume()
-        client.terminate()
-      })
-      client.once('open', () => {
-        client.terminate()
-        reject(new Error('upgraded'))
-      })
-      client.once('error', () => {})
-    })
+    const { status } = await refusedWs(`${ws}/chat/${room}`)
     t.equal(status, 400, room)
   }
 })

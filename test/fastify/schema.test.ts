@@ -12,6 +12,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifyS
 import { Type, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import WebSocket from 'ws'
 import { wsroutes, type WsPluginOptions } from '../../lib/index.js'
+import { refusedWs } from '../interop/helpers.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -92,22 +93,6 @@ class Client {
   }
 }
 
-/** An upgrade that is refused: the HTTP status. */
-async function refused (url: string): Promise<number> {
-  const ws = new WebSocket(url)
-  return await new Promise((resolve, reject) => {
-    ws.once('unexpected-response', (_request, response) => {
-      resolve(response.statusCode ?? 0)
-      response.resume()
-      ws.terminate()
-    })
-    ws.once('open', () => {
-      ws.terminate()
-      reject(new Error('upgraded'))
-    })
-    ws.once('error', () => {})
-  })
-}
 
 const Chat = Type.Union([
   Type.Object({ type: Type.Literal('join'), name: Type.String({ maxLength: 32 }) }),
@@ -145,7 +130,7 @@ t.test('valid messages reach the handler typed and validated; send() serializes'
 
 t.test('handshake schemas still answer with HTTP before the 101', async t => {
   const { url } = await build(t, app => chatRoute(app))
-  t.equal(await refused(`${url}/chat/NOT-LOWER`), 400)
+  t.equal((await refusedWs(`${url}/chat/NOT-LOWER`)).status, 400)
 })
 
 t.test('a route without schemas keeps raw strings, Buffers and raw send', async t => {
@@ -564,7 +549,7 @@ t.test('a schema that does not compile answers the upgrade with 500', async t =>
   const { url, logs } = await build(t, app => {
     app.ws('/broken', { schema: { message: { type: 'no-such-type' } }, message () {} })
   })
-  t.equal(await refused(`${url}/broken`), 500)
+  t.equal((await refusedWs(`${url}/broken`)).status, 500)
   t.ok(logs.lines.some(line => /compiling the message schemas of \/broken failed/.test(line.err?.message ?? '')))
 })
 

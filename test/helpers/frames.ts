@@ -3,6 +3,7 @@
  * bytes: any opcode, FIN and RSV bits, mask key, and a forced length
  * encoding (a 16- or 64-bit length even where 7 bits would do).
  */
+import { Opcode } from '../../lib/engine/parser.js'
 
 export interface FrameSpec {
   opcode: number
@@ -50,14 +51,8 @@ export function frame (spec: FrameSpec): Buffer {
   return Buffer.concat([Buffer.from(header), mask, maskBytes(payload, mask)])
 }
 
-export const Op = {
-  CONTINUATION: 0x0,
-  TEXT: 0x1,
-  BINARY: 0x2,
-  CLOSE: 0x8,
-  PING: 0x9,
-  PONG: 0xa,
-} as const
+/** The opcodes of RFC 6455 §5.2, as the engine names them. */
+export const Op = Opcode
 
 export function text (payload: Buffer | string, fin = true, extra: Partial<FrameSpec> = {}): Buffer {
   return frame({ opcode: Op.TEXT, payload, fin, ...extra })
