@@ -3,7 +3,7 @@
  * the socket a handler receives, the handlers, and the per-route options.
  */
 import type { CloseCode } from '../engine/close-codes.js'
-import type { BackpressurePolicy, ReadyState, SendOptions, SendStatus } from '../engine/connection.js'
+import type { ConnectionOptions, ReadyState, SendOptions, SendStatus } from '../engine/connection.js'
 import type { ProtocolSelector } from '../engine/handshake.js'
 import type { InvalidMessagePolicy } from './messages.js'
 
@@ -62,23 +62,12 @@ export interface WsHandlers<TRequest = unknown, TMessage = string | Buffer, TSen
   pong? (socket: WebSocket<TSend, TRequest>, data: Buffer): void
 }
 
-/** Limits and behaviour, set plugin-wide and overridden per route. */
-export interface WsLimits {
-  /** Largest incoming message in bytes. Default 1 MiB. */
-  maxPayload?: number
-  /** Most frames per incoming message. Default 65536. */
-  maxFragments?: number
-  /** Milliseconds to wait for the peer's side of the closing handshake. Default 5000. */
-  closeTimeout?: number
-  /** Bytes queued for a peer above which `backpressurePolicy` applies. Default Infinity. */
-  maxBackpressure?: number
-  /** `close` (1008) or `drop`. Default `close`. */
-  backpressurePolicy?: BackpressurePolicy
-  /**
-   * Seconds without an inbound frame before the peer counts as gone; a ping
-   * goes out at half of it. Default 120; 0 turns the heartbeat off.
-   */
-  idleTimeout?: number
+/**
+ * Limits and behaviour, set plugin-wide and overridden per route: the
+ * engine's connection limits (documented, with their defaults, where the
+ * engine reads them) plus the handshake deadline the adapters enforce.
+ */
+export interface WsLimits extends Omit<ConnectionOptions, 'protocol'> {
   /**
    * Milliseconds from a complete upgrade request to the 101: hooks or
    * middleware still running then get the client a 503 and the socket is
