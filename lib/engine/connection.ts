@@ -9,6 +9,7 @@ import { CloseCodes, MAX_CLOSE_REASON_BYTES, isValidCloseCode, type CloseCode } 
 import { ErrorCodes, WebSocketError, wsError, wsRangeError, wsTypeError } from './errors.js'
 import { FrameParser, Opcode, type FrameHandler } from './parser.js'
 import { watchIdle, type HeartbeatGroup, type HeartbeatMember } from './heartbeat.js'
+import { readDirectly, resumeDirectReads } from './direct-read.js'
 import { FrameWriter } from './writer.js'
 
 export const ReadyState = {
@@ -50,6 +51,14 @@ export interface ConnectionOptions {
    * `error` WS_ERR_IDLE_TIMEOUT).
    */
   idleTimeout?: number
+  /**
+   * Read a TCP socket's bytes into one shared buffer (Node's `onread` mode)
+   * instead of through 'data' events (default false). Less CPU per small
+   * message; large messages get slower (see the README's Performance
+   * section). Sockets that cannot (TLS, in-process streams) use 'data'
+   * events either way.
+   */
+  directReads?: boolean
   /** The negotiated subprotocol ('' for none). */
   protocol?: string
 }
@@ -82,6 +91,13 @@ function socketOnData (this: OwnedSocket, chunk: Buffer): void {
   const connection = this[kConnection]!
   connection.activity = true
   connection.parser.write(chunk)
+}
+function socketOnDirectRead (this: OwnedSocket, length: number, buffer: Buffer): boolean {
+  const connection = this[kConnection]!
+  connection.activity = true
+  connection.parser.write(buffer.subarray(0, length), true)
+  // False makes Node stop the handle: TCP then pushes back on the peer.
+  return !connection.readingPaused
 }
 function socketOnEnd (this: OwnedSocket): void {
   // The peer closed its half: close ours too (HTTP server sockets allow
@@ -123,6 +139,9 @@ export class Connection implements FrameHandler, HeartbeatMember {
   private readonly maxBackpressure: number
   private readonly backpressurePolicy: BackpressurePolicy
   private readonly idleTimeoutMs: number
+  private readonly directReads: boolean
+  /** Whether this socket is read directly (`directReads`) rather than through 'data' events. */
+  readingDirectly = false
   private heartbeat: HeartbeatGroup | undefined
   /** @internal Inbound bytes since the heartbeat's last tick. */
   activity = false
@@ -154,6 +173,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
     this.maxBackpressure = options.maxBackpressure ?? Infinity
     this.backpressurePolicy = options.backpressurePolicy ?? 'close'
     this.idleTimeoutMs = (options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) * 1000
+    this.directReads = options.directReads ?? false
     this.parser = new FrameParser(this, {
       maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
@@ -183,10 +203,18 @@ export class Connection implements FrameHandler, HeartbeatMember {
     socket.setNoDelay?.(true)
     // After a close frame or a protocol error the parser ignores its input,
     // but the socket is still read so the peer's FIN is seen.
-    socket.on('data', socketOnData)
+    this.readingDirectly = this.directReads && readDirectly(socket, socketOnDirectRead)
+    if (!this.readingDirectly) socket.on('data', socketOnData)
     socket.on('drain', socketOnDrain)
     if (this.idleTimeoutMs > 0) this.heartbeat = watchIdle(this, this.idleTimeoutMs)
     if (head !== undefined && head.length > 0) this.parser.write(head)
+    if (this.readingDirectly) {
+      // Bytes that arrived while the upgrade was being decided sit in the
+      // stream's buffer, ahead of anything read directly from now on.
+      let early: Buffer | null
+      while ((early = socket.read() as Buffer | null) !== null) this.parser.write(early)
+      if (!this.readingPaused) resumeDirectReads(socket)
+    }
     if (socket.destroyed) this.finish()
   }
 
@@ -299,7 +327,8 @@ export class Connection implements FrameHandler, HeartbeatMember {
   pauseReading (): void {
     this.readingPaused = true
     this.parser.pause()
-    this.socket.pause()
+    // Direct reads stop when their callback returns false, at the next read.
+    if (!this.readingDirectly) this.socket.pause()
   }
 
   resumeReading (): void {
@@ -307,7 +336,8 @@ export class Connection implements FrameHandler, HeartbeatMember {
     if (this.readyState === ReadyState.CLOSED) return
     // The heartbeat counts from here: what the peer sent meanwhile is unread.
     this.activity = true
-    this.socket.resume()
+    if (this.readingDirectly) resumeDirectReads(this.socket)
+    else this.socket.resume()
     this.parser.resume()
   }
 

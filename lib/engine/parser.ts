@@ -98,6 +98,8 @@ export class FrameParser {
   private frameBuffer: Buffer | undefined
   /** While paused, input is kept but no frame is parsed (the owner awaits a handler). */
   private paused = false
+  /** The chunk of the current `write()` when its memory is reused after the call (direct reads). */
+  private volatileChunk: Buffer | undefined
 
   constructor (handler: FrameHandler, options: ParserOptions) {
     this.handler = handler
@@ -110,12 +112,29 @@ export class FrameParser {
     return this.state === State.STOPPED
   }
 
-  /** Feeds bytes from the socket. */
-  write (chunk: Buffer): void {
+  /**
+   * Feeds bytes from the socket. With `volatile`, `chunk`'s memory is reused
+   * once this call returns (a shared read buffer): whatever is handed out or
+   * kept from it is copied first.
+   */
+  write (chunk: Buffer, volatile = false): void {
     if (this.state === State.STOPPED || chunk.length === 0) return
     this.chunks.push(chunk)
     this.buffered += chunk.length
+    if (!volatile) {
+      if (!this.paused) this.run()
+      return
+    }
+    this.volatileChunk = chunk
     if (!this.paused) this.run()
+    this.volatileChunk = undefined
+    // Only the last chunk can be this one: earlier ones were kept as copies.
+    const last = this.chunks.length - 1
+    if (last >= 0 && this.chunks[last] === chunk) {
+      const start = last === 0 ? this.offset : 0
+      this.chunks[last] = Buffer.from(chunk.subarray(start))
+      if (last === 0) this.offset = 0
+    }
   }
 
   /** Bytes received and not parsed yet. */
@@ -384,7 +403,14 @@ export class FrameParser {
     const head = this.chunks[0]
     const available = head.length - this.offset
     if (n <= available) {
-      const out = this.offset === 0 && n === head.length ? head : head.subarray(this.offset, this.offset + n)
+      let out: Buffer
+      if (head === this.volatileChunk) {
+        // The read buffer is reused after this write: the payload gets its own memory.
+        out = Buffer.allocUnsafe(n)
+        head.copy(out, 0, this.offset, this.offset + n)
+      } else {
+        out = this.offset === 0 && n === head.length ? head : head.subarray(this.offset, this.offset + n)
+      }
       if (n === available) {
         this.chunks.shift()
         this.offset = 0

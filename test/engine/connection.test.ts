@@ -93,25 +93,64 @@ t.test('frames that arrive with the upgrade request (head) are parsed', async t 
   t.equal(client.take().length, 0, 'nothing was sent back')
 })
 
-t.test('an async open: frames wait for start(), and a peer that leaves first is reported once', async t => {
-  const server = await startServer(t, { beforeStart: () => delay(100) })
-  const client = await RawClient.open(t, server.port)
-  const { handler } = await server.next()
-  client.send(text('sent before start'))
-  await delay(50)
-  t.equal(handler.of('message').length, 0, 'not read before start()')
-  const [message] = await handler.waitFor('message')
-  t.equal(message.data.toString(), 'sent before start', 'delivered once started')
-
-  const gone = await RawClient.open(t, server.port)
-  const second = await server.next()
-  gone.socket.destroy()
-  const closes = await second.handler.waitFor('close')
-  t.same(closes.map(c => c.code), [1006], 'reported while open was still pending')
-  await delay(150) // start() runs now, on a closed connection
-  t.equal(second.handler.of('close').length, 1, 'and only once')
-  t.equal(second.connection.readyState, ReadyState.CLOSED)
+t.test('TCP connections read directly only with directReads: true; both ways echo alike', async t => {
+  for (const directReads of [undefined, true, false]) {
+    const server = await startServer(t, { connection: { maxPayload: 8 * 1024 * 1024, directReads } })
+    const ws = await openWs(t, server.port)
+    const { connection, handler } = await server.next()
+    handler.echo = true
+    t.equal(connection.readingDirectly, directReads === true, `directReads ${String(directReads)}: readingDirectly is ${String(connection.readingDirectly)}`)
+    const sent = [Buffer.alloc(70_000, 1), Buffer.from('small'), Buffer.alloc(3_000_000, 2)]
+    const received: Buffer[] = []
+    ws.on('message', (data: Buffer) => received.push(data))
+    for (const message of sent) ws.send(message)
+    await until(ws, 'message', () => received.length === sent.length, 'three echoes')
+    t.ok(received.every((data, i) => data.equals(sent[i])), 'every echo intact')
+    ws.close(1000)
+    await handler.waitFor('close')
+  }
 })
+
+t.test('pauseReading() with direct reads: TCP stops being read; resumeReading() delivers what waited', async t => {
+  const server = await startServer(t, { connection: { directReads: true } })
+  const client = await RawClient.open(t, server.port)
+  const { connection, handler } = await server.next()
+  t.equal(connection.readingDirectly, true)
+  const handle = (connection.socket as unknown as { _handle: { reading: boolean } })._handle
+  connection.pauseReading()
+  client.send(text('one'))
+  await delay(100)
+  t.equal(handle.reading, false, 'the socket handle stopped reading')
+  client.send(text('two'))
+  await delay(50)
+  t.equal(handler.of('message').length, 0, 'nothing delivered while paused')
+  connection.resumeReading()
+  const messages = await handler.waitFor('message', 2)
+  t.same(messages.map(m => m.data.toString()), ['one', 'two'], 'both, in order')
+  t.equal(handle.reading, true)
+})
+
+for (const directReads of [false, true]) {
+  t.test(`an async open: frames wait for start(), and a peer that leaves first is reported once (directReads ${String(directReads)})`, async t => {
+    const server = await startServer(t, { beforeStart: () => delay(100), connection: { directReads } })
+    const client = await RawClient.open(t, server.port)
+    const { handler } = await server.next()
+    client.send(text('sent before start'))
+    await delay(50)
+    t.equal(handler.of('message').length, 0, 'not read before start()')
+    const [message] = await handler.waitFor('message')
+    t.equal(message.data.toString(), 'sent before start', 'delivered once started')
+
+    const gone = await RawClient.open(t, server.port)
+    const second = await server.next()
+    gone.socket.destroy()
+    const closes = await second.handler.waitFor('close')
+    t.same(closes.map(c => c.code), [1006], 'reported while open was still pending')
+    await delay(150) // start() runs now, on a closed connection
+    t.equal(second.handler.of('close').length, 1, 'and only once')
+    t.equal(second.connection.readyState, ReadyState.CLOSED)
+  })
+}
 
 // ------------------------------------------------------------------ ping/pong
 

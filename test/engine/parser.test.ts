@@ -22,11 +22,15 @@ type Event =
 /**
  * Records handler calls. Payloads are kept as the views the parser hands
  * over, not copies, so a parser that reused or overwrote a delivered buffer
- * would show up as a mismatch.
+ * would show up as a mismatch. Messages are copied unless `keepViews` is
+ * set: with ordinary input they may be views of the caller's chunk, which
+ * the tests refill between runs.
  */
 class Recorder implements FrameHandler {
   readonly events: Event[] = []
   private ended = false
+
+  constructor (private readonly keepViews = false) {}
 
   private push (event: Event): void {
     if (this.ended) this.events.push({ type: 'after-stop', what: event.type })
@@ -34,7 +38,7 @@ class Recorder implements FrameHandler {
   }
 
   onMessage (data: Buffer, isBinary: boolean): void {
-    this.push({ type: 'message', data: Buffer.from(data), binary: isBinary })
+    this.push({ type: 'message', data: this.keepViews ? data : Buffer.from(data), binary: isBinary })
   }
 
   onPing (data: Buffer): void {
@@ -58,8 +62,8 @@ class Recorder implements FrameHandler {
 
 const DEFAULTS: ParserOptions = { maxPayload: 64 * 1024 * 1024, maxFragments: 65536 }
 
-function newParser (options: Partial<ParserOptions> = {}): { parser: FrameParser, recorder: Recorder } {
-  const recorder = new Recorder()
+function newParser (options: Partial<ParserOptions> = {}, keepViews = false): { parser: FrameParser, recorder: Recorder } {
+  const recorder = new Recorder(keepViews)
   const parser = new FrameParser(recorder, { ...DEFAULTS, ...options })
   return { parser, recorder }
 }
@@ -68,6 +72,22 @@ function newParser (options: Partial<ParserOptions> = {}): { parser: FrameParser
 function parseChunks (chunks: Buffer[], options?: Partial<ParserOptions>): Event[] {
   const { parser, recorder } = newParser(options)
   for (const chunk of chunks) parser.write(chunk)
+  return recorder.events
+}
+
+/**
+ * Parses `chunks` the way direct reads deliver them: each one written from
+ * one shared buffer (`write(chunk, true)`) that is overwritten right after
+ * the call. Every payload is recorded as the view the parser handed over, so
+ * one that still pointed into the shared buffer would read as garbage.
+ */
+function parseVolatile (chunks: Buffer[], shared: Buffer, options?: Partial<ParserOptions>): Event[] {
+  const { parser, recorder } = newParser(options, true)
+  for (const chunk of chunks) {
+    shared.set(chunk)
+    parser.write(shared.subarray(0, chunk.length), true)
+    shared.fill(0xee, 0, chunk.length)
+  }
   return recorder.events
 }
 
@@ -122,7 +142,8 @@ interface FeedResult {
 
 /**
  * Feeds `bytes` whole, then split at every byte boundary (two writes), then
- * one byte at a time, and compares every run with the first.
+ * one byte at a time, each of those also through a reused read buffer (as
+ * direct reads do), and compares every run with the first.
  */
 function feedEveryWay (bytes: Buffer, options?: Partial<ParserOptions>): FeedResult {
   const whole = parseChunks([Buffer.from(bytes)], options)
@@ -138,11 +159,28 @@ function feedEveryWay (bytes: Buffer, options?: Partial<ParserOptions>): FeedRes
     ways++
     if (!sameEvents(events, whole) && mismatches.length < 3) mismatches.push({ how: `split at ${i}`, events: describe(events) })
   }
+  const shared = Buffer.allocUnsafe(bytes.length)
+  {
+    const events = parseVolatile([bytes], shared, options)
+    ways++
+    if (!sameEvents(events, whole)) mismatches.push({ how: 'whole, through a reused buffer', events: describe(events) })
+  }
+  for (let i = 1; i < bytes.length; i++) {
+    const events = parseVolatile([bytes.subarray(0, i), bytes.subarray(i)], shared, options)
+    ways++
+    if (!sameEvents(events, whole) && mismatches.length < 6) mismatches.push({ how: `split at ${i}, through a reused buffer`, events: describe(events) })
+  }
   const single: Buffer[] = []
   for (let i = 0; i < bytes.length; i++) single.push(Buffer.from([bytes[i]]))
-  const events = parseChunks(single, options)
+  let events = parseChunks(single, options)
   ways++
   if (!sameEvents(events, whole)) mismatches.push({ how: 'one byte at a time', events: describe(events) })
+  // `single` was unmasked in place by that run: cut the original instead.
+  const bytewise: Buffer[] = []
+  for (let i = 0; i < bytes.length; i++) bytewise.push(bytes.subarray(i, i + 1))
+  events = parseVolatile(bytewise, shared, options)
+  ways++
+  if (!sameEvents(events, whole)) mismatches.push({ how: 'one byte at a time, through a reused buffer', events: describe(events) })
   return { whole, ways, mismatches }
 }
 
