@@ -3,17 +3,19 @@
  * 16 MiB. The conformance suite and the benchmarks run against it.
  *
  *   PORT=9002 npm run example:echo
+ *   DIRECT_READS=1 PORT=9002 npm run example:echo   # with directReads: true
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pathToFileURL } from 'node:url'
 import wsroutes from '../lib/index.js'
 
-export async function buildEchoServer (): Promise<FastifyInstance> {
+export async function buildEchoServer (options: { directReads?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: process.env.LOG === '1' })
   await app.register(wsroutes, {
     maxPayload: 16 * 1024 * 1024,
     // Autobahn 9.3/9.4 send 4 MiB in fragments of 64 bytes.
     maxFragments: 1 << 20,
+    directReads: options.directReads ?? process.env.DIRECT_READS === '1',
   })
   app.ws('/*', {
     message (socket, data, isBinary) {

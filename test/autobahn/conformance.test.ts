@@ -1,6 +1,7 @@
 /**
  * The engine's proof: the Autobahn-equivalent suite, sections 1-10 with
- * their full sizes, against our own echo server (examples/echo.ts). Every
+ * their full sizes, against our own echo server (examples/echo.ts), with and
+ * without `directReads`. Every
  * case must be OK, except the three Autobahn itself grades INFORMATIONAL
  * (7.1.6, 7.13.1, 7.13.2). The same holds for the Express adapter's echo
  * server (examples/express-echo.ts). Reports go to a temporary folder; the
@@ -45,6 +46,14 @@ t.test('wsroutes on Fastify passes Autobahn 1-10, every case OK', { timeout: 600
   t.teardown(() => app.close())
   const { port } = app.server.address() as AddressInfo
   await expectAllOk(t, `ws://127.0.0.1:${port}/`, 'wsroutes')
+})
+
+t.test('wsroutes on Fastify with directReads passes Autobahn 1-10, every case OK', { timeout: 600_000 }, async t => {
+  const app = await buildEchoServer({ directReads: true })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as AddressInfo
+  await expectAllOk(t, `ws://127.0.0.1:${port}/`, 'wsroutes-direct-reads')
 })
 
 t.test('wsroutes on Express passes Autobahn 1-10, every case OK', { timeout: 600_000 }, async t => {

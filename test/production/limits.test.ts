@@ -77,6 +77,28 @@ for (const kind of KINDS) {
     t.same(errors, ['WS_ERR_CLOSE_TIMEOUT', 'WS_ERR_CLOSE_TIMEOUT'], 'both reported WS_ERR_CLOSE_TIMEOUT')
   })
 
+  t.test(`${kind}: directReads plugin-wide, overridden per route`, async t => {
+    const seen: Record<string, boolean> = {}
+    const route = (path: string, extra: Record<string, unknown>): { path: string, options: Record<string, unknown> } => ({
+      path,
+      options: {
+        ...extra,
+        message (socket: { readingDirectly: boolean, send (data: unknown): void }, data: unknown) {
+          seen[path] = socket.readingDirectly
+          socket.send(data)
+        },
+      },
+    })
+    const served = await serve(t, kind, [route('/plugin', {}), route('/events', { directReads: false })], { adapter: { directReads: true } })
+    for (const path of ['/plugin', '/events']) {
+      const raw = await RawClient.open(served.port, { path })
+      t.teardown(() => raw.destroy())
+      raw.send(Op.BINARY, Buffer.alloc(100_000, 7))
+      t.ok((await raw.nextFrame()).payload.equals(Buffer.alloc(100_000, 7)), `${path}: the echo is intact`)
+    }
+    t.same(seen, { '/plugin': true, '/events': false }, 'the plugin-wide true, and the route that turns them off')
+  })
+
   t.test(`${kind}: handshakeTimeout: a hook that hangs gets the client a 503, and no upgrade ever`, async t => {
     const opens: string[] = []
     let hookDone = false
