@@ -5,18 +5,22 @@
 # writes the report to bench/results/<date>.md. Extra arguments go to
 # run-peers.sh (for example --reps 1 --duration 2 for a smoke run). The
 # compression section is skipped: permessage-deflate is not implemented yet.
+# DIRECT_READS=1 measures the echo server with directReads: true instead (the
+# column is then wsroutes-direct and the report <date>-direct-reads.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${WSROUTES_SHARED_BENCH:-../shared/bench}
 [ -x "$SHARED/run-peers.sh" ] || { echo "bench: $SHARED/run-peers.sh not found" >&2; exit 2; }
 npm run build >/dev/null
 mkdir -p bench/results
-out="bench/results/$(date +%Y-%m-%d).md"
-[ -e "$out" ] && out="bench/results/$(date +%Y-%m-%d-%H%M).md"
+name=wsroutes suffix=""
+if [ "${DIRECT_READS:-}" = 1 ]; then name=wsroutes-direct suffix=-direct-reads; fi
+out="bench/results/$(date +%Y-%m-%d)$suffix.md"
+[ -e "$out" ] && out="bench/results/$(date +%Y-%m-%d-%H%M)$suffix.md"
 # The shared folder is read-only material: peers are installed and programs built in a work folder.
 export WSBENCH_DIR=${WSBENCH_DIR:-${TMPDIR:-/tmp}/wsbench}
 "$SHARED/run-peers.sh" \
-  --candidate "exec node $PWD/dist/examples/echo.js" --candidate-port 19390 --candidate-name wsroutes \
+  --candidate "exec node $PWD/dist/examples/echo.js" --candidate-port 19390 --candidate-name "$name" \
   --skip-deflate \
   --out "$PWD/$out" "$@"
 echo "bench: report in $out"

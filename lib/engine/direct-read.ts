@@ -3,10 +3,10 @@
  * shared buffer and from there to the frame parser, without a Buffer
  * allocated per read and without the Readable stream's push/'data' path.
  *
- * Node has this mode built in: the `onread` option of `net.Socket`
- * ("If specified, incoming data is stored in a single buffer and passed to
- * the supplied callback when data arrives on the socket [...] the data
- * stream will not provide any data"). A server's sockets are created by Node
+ * Node has this mode built in: with the `onread` option of `net.Socket`,
+ * incoming data is stored in one caller-supplied buffer and passed to a
+ * callback, and the stream itself provides no data. A server's sockets are
+ * created by Node
  * without it, so the same switch is turned on here for a socket the HTTP
  * server has handed over: the three properties the option would have set,
  * and the handle's `useUserBuffer()`, which is what the option calls.
