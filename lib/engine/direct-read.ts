@@ -20,10 +20,8 @@
  * It is opt-in (`directReads: true`), because what it buys depends on the
  * messages, as measured with the C load generator: 64 connections echoing
  * 1 KiB spend 10-20 % less CPU per message, while 64 KiB and 1 MiB
- * messages got about twice as slow. Without Node's per-read buffers, V8
- * sees half the external memory churn and collects less often, so each new
- * message buffer lands on memory that is colder and, once glibc has trimmed
- * its heap, freshly faulted in.
+ * messages got about twice as slow (the README's Direct reads section has
+ * the numbers and what --trace-gc and the fault counts show about why).
  *
  * The buffer is shared by every socket of the process: reads run one at a
  * time on the main thread, and the bytes of one read are either parsed or
