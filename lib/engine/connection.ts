@@ -53,10 +53,11 @@ export interface ConnectionOptions {
   idleTimeout?: number
   /**
    * Read a TCP socket's bytes into one shared buffer (Node's `onread` mode)
-   * instead of through 'data' events (default false). Less CPU per small
-   * message; large messages get slower (see the README's Performance
-   * section). Sockets that cannot (TLS, in-process streams) use 'data'
-   * events either way.
+   * instead of through 'data' events (default false). Less CPU per
+   * message; with glibc's default settings large messages get slower
+   * instead (the README's Direct reads section says why and what to set).
+   * Sockets that cannot (TLS, in-process streams) use 'data' events either
+   * way.
    */
   directReads?: boolean
   /** The negotiated subprotocol ('' for none). */

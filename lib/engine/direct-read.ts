@@ -17,11 +17,12 @@
  * the in-process pair of `injectWS`, a Node that changed) keeps the 'data'
  * path.
  *
- * It is opt-in (`directReads: true`), because what it buys depends on the
- * messages, as measured with the C load generator: 64 connections echoing
- * 1 KiB spend 10-20 % less CPU per message, while 64 KiB and 1 MiB
- * messages got about twice as slow (the README's Direct reads section has
- * the numbers and what --trace-gc and the fault counts show about why).
+ * It is opt-in (`directReads: true`) because of glibc: with its default
+ * settings, large messages got about twice as slow. Nothing small is then
+ * allocated above the freed message buffers, so glibc returns them to the
+ * kernel and the next messages fault them in again. Told to keep its memory
+ * (the README's Direct reads section), glibc makes this mode the faster
+ * one for 1 KiB to 1 MiB echoes alike.
  *
  * The buffer is shared by every socket of the process: reads run one at a
  * time on the main thread, and the bytes of one read are either parsed or
