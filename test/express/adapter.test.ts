@@ -10,7 +10,8 @@ import t from 'tap'
 import { WebSocket as UndiciWebSocket } from 'undici'
 import WebSocket from 'ws'
 import { wsExpress } from '../../lib/express/index.js'
-import { closed, nextMessage, open, rawUpgrade, refused, silentLogger, start } from './helpers.js'
+import { refusedWs } from '../interop/helpers.js'
+import { closed, nextMessage, open, rawUpgrade, silentLogger, start } from './helpers.js'
 
 declare global {
   namespace Express {
@@ -105,7 +106,7 @@ t.test('bearer-token middleware answers 401 before any 101', async t => {
   t.same(JSON.parse(raw.body), { error: 'unauthorized' })
   t.notMatch(raw.raw, /101 Switching Protocols/)
 
-  const refusal = await refused(s.url('/private'), { headers: { authorization: 'Bearer wrong' } })
+  const refusal = await refusedWs(s.url('/private'), { headers: { authorization: 'Bearer wrong' } })
   t.equal(refusal.status, 401, "the ws client gets 'unexpected-response' with the 401")
   t.same(JSON.parse(refusal.body), { error: 'unauthorized' })
 
@@ -228,7 +229,7 @@ t.test('next(err) goes to error middleware, which answers with its status; no up
   t.same(JSON.parse(forbidden.body), { error: 'not yours' })
   t.equal(forbidden.headers.connection, 'close')
 
-  const broken = await refused(s.url('/broken'))
+  const broken = await refusedWs(s.url('/broken'))
   t.equal(broken.status, 500)
   t.same(JSON.parse(broken.body), { error: 'middleware bug' })
 })
@@ -264,7 +265,7 @@ t.test('an upgrade to a path no ws route matches gets 404', async t => {
     const raw = await rawUpgrade(s.port, '/unknown')
     t.equal(raw.statusLine, 'HTTP/1.1 404 Not Found')
     t.match(raw.body, /Cannot GET \/unknown/)
-    const refusal = await refused(s.url('/unknown'))
+    const refusal = await refusedWs(s.url('/unknown'))
     t.equal(refusal.status, 404)
   })
   await t.test("the app's own 404 middleware", async t => {

@@ -112,30 +112,6 @@ function parseAnswer (raw: string): RawAnswer {
   return { statusLine, status: Number(statusLine.split(' ')[1]), headers, body: end === -1 ? '' : raw.slice(end + 4), raw }
 }
 
-/** What a `ws` client got instead of a 101. */
-export interface Refusal { status: number, headers: Record<string, string | string[] | undefined>, body: string }
-
-/** Opens a `ws` client that must be refused; resolves with the 'unexpected-response'. */
-export async function refused (url: string, options: WebSocket.ClientOptions = {}): Promise<Refusal> {
-  const client = new WebSocket(url, options)
-  return await new Promise<Refusal>((resolve, reject) => {
-    client.on('open', () => {
-      client.terminate()
-      reject(new Error('the upgrade was accepted'))
-    })
-    client.on('error', reject)
-    client.on('unexpected-response', (request, response) => {
-      let body = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk: string) => { body += chunk })
-      response.on('end', () => {
-        request.destroy()
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, body })
-      })
-    })
-  })
-}
-
 /** Messages a client received that no test has taken yet, and the takers waiting. */
 interface Inbox { messages: Array<string | Buffer>, waiting: Array<(message: string | Buffer) => void> }
 const inboxes = new WeakMap<WebSocket, Inbox>()

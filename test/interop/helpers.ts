@@ -62,6 +62,20 @@ export function closePayload (code: number, reason = ''): Buffer {
   return out
 }
 
+/**
+ * The start of the frame at the head of `b`: its payload length and where
+ * the masking key (or, unmasked, the payload) begins; undefined until the
+ * whole length field has arrived.
+ */
+export function frameHeader (b: Buffer): { masked: boolean, length: number, at: number } | undefined {
+  if (b.length < 2) return undefined
+  const masked = (b[1] & 0x80) !== 0
+  const length = b[1] & 0x7f
+  if (length === 126) return b.length < 4 ? undefined : { masked, length: b.readUInt16BE(2), at: 4 }
+  if (length === 127) return b.length < 10 ? undefined : { masked, length: Number(b.readBigUInt64BE(2)), at: 10 }
+  return { masked, length, at: 2 }
+}
+
 export interface ServerFrame {
   fin: boolean
   opcode: number
@@ -185,20 +199,10 @@ export class RawClient {
   private parseFrames (): void {
     for (;;) {
       const b = this.buffer
-      if (b.length < 2) return
-      const masked = (b[1] & 0x80) !== 0
-      let length = b[1] & 0x7f
-      let at = 2
-      if (length === 126) {
-        if (b.length < 4) return
-        length = b.readUInt16BE(2)
-        at = 4
-      } else if (length === 127) {
-        if (b.length < 10) return
-        length = Number(b.readBigUInt64BE(2))
-        at = 10
-      }
-      if (masked) at += 4
+      const header = frameHeader(b)
+      if (header === undefined) return
+      const { masked, length } = header
+      const at = header.at + (masked ? 4 : 0)
       if (b.length < at + length) return
       this.frames.push({ fin: (b[0] & 0x80) !== 0, opcode: b[0] & 0x0f, masked, payload: Buffer.from(b.subarray(at, at + length)) })
       this.buffer = b.subarray(at + length)
@@ -300,15 +304,22 @@ export function nextMessage (ws: WebSocket): Promise<Message> {
   return new Promise(resolve => inbox.waiters.push(resolve))
 }
 
-/** The status and headers of a handshake the server refused. */
-export async function refusedWs (url: string, options?: WebSocket.ClientOptions): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: string }> {
+/** What a `ws` client got instead of a 101. */
+export interface Refusal { status: number, headers: Record<string, string | string[] | undefined>, body: string }
+
+/**
+ * Opens a `ws` client that must be refused: resolves with the status,
+ * headers and body of the 'unexpected-response'; rejects if the handshake
+ * succeeds or the connection fails.
+ */
+export async function refusedWs (url: string, options?: WebSocket.ClientOptions): Promise<Refusal> {
   const ws = new WebSocket(url, options)
-  ws.on('error', () => {})
   return await new Promise((resolve, reject) => {
     ws.once('open', () => {
       ws.terminate()
       reject(new Error('the handshake succeeded'))
     })
+    ws.once('error', reject)
     ws.once('unexpected-response', (req, res) => {
       let body = ''
       res.setEncoding('utf8')

@@ -14,7 +14,7 @@ import net, { type AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { wsroutes } from '../../lib/index.js'
 import { wsExpress, type WsLogger } from '../../lib/express/index.js'
-import { clientFrame, type Teardown } from '../interop/helpers.js'
+import { clientFrame, frameHeader, type Teardown } from '../interop/helpers.js'
 
 export type Kind = 'fastify' | 'express'
 export const KINDS: readonly Kind[] = ['fastify', 'express']
@@ -226,18 +226,9 @@ export class StallingClient {
     }
     let b = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk])
     for (;;) {
-      if (b.length < 2) break
-      let length = b[1] & 0x7f
-      let at = 2
-      if (length === 126) {
-        if (b.length < 4) break
-        length = b.readUInt16BE(2)
-        at = 4
-      } else if (length === 127) {
-        if (b.length < 10) break
-        length = Number(b.readBigUInt64BE(2))
-        at = 10
-      }
+      const header = frameHeader(b)
+      if (header === undefined) break
+      const { length, at } = header
       const opcode = b[0] & 0x0f
       if (opcode >= 0x8) {
         if (b.length < at + length) break
