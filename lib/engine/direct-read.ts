@@ -6,10 +6,10 @@
  * Node has this mode built in: with the `onread` option of `net.Socket`,
  * incoming data is stored in one caller-supplied buffer and passed to a
  * callback, and the stream itself provides no data. A server's sockets are
- * created by Node
- * without it, so the same switch is turned on here for a socket the HTTP
- * server has handed over: the three properties the option would have set,
- * and the handle's `useUserBuffer()`, which is what the option calls.
+ * created by Node without it, so the same switch is turned on here for a
+ * socket the HTTP server has handed over: the three properties the option
+ * would have set, and the handle's `useUserBuffer()`, which is what the
+ * option calls.
  *
  * Those names are Node's internals, so nothing is assumed: the properties
  * are found at load time on a probe socket built with the public option, and
@@ -82,8 +82,9 @@ export const directReadsAvailable = onreadKeys !== undefined
 /**
  * Switches `socket` to direct reads with `callback`. Returns false, changing
  * nothing, when the socket cannot have them: it then still emits 'data'.
- * Bytes the socket had already buffered are not touched: read them with
- * `socket.read()` first.
+ * Bytes the stream had already buffered are not touched: drain them with
+ * `socket.read()` before returning to the event loop, ahead of the first
+ * direct read.
  */
 export function readDirectly (socket: Socket, callback: DirectReadCallback): boolean {
   if (onreadKeys === undefined) return false
