@@ -3,7 +3,7 @@
  * client's request, negotiates a subprotocol, and writes either the 101
  * response or a real HTTP error.
  */
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -28,6 +28,8 @@ export type HandshakeCheck =
 /** Whether a comma-separated header holds `token`, compared case-insensitively. */
 export function headerHasToken (value: string | string[] | undefined, token: string): boolean {
   if (value === undefined) return false
+  // What every client sends ("websocket", "Upgrade"): one token, no list to split.
+  if (typeof value === 'string' && value.length === token.length) return value.toLowerCase() === token
   const text = Array.isArray(value) ? value.join(',') : value
   for (const part of text.split(',')) {
     if (part.trim().toLowerCase() === token) return true
@@ -82,9 +84,14 @@ export function checkUpgradeRequest (req: UpgradeRequestLike): HandshakeCheck {
   return { ok: true, key: key.trim(), protocols }
 }
 
+/** One-shot hashing without a Hash object (Node ≥ 20.12); `createHash` on older Nodes. */
+const sha1Base64: (data: string) => string = typeof crypto.hash === 'function'
+  ? data => crypto.hash('sha1', data, 'base64')
+  : data => crypto.createHash('sha1').update(data).digest('base64')
+
 /** §4.2.2: base64 of the SHA-1 of the key and the GUID. */
 export function acceptKey (key: string): string {
-  return createHash('sha1').update(key + GUID).digest('base64')
+  return sha1Base64(key + GUID)
 }
 
 /**
