@@ -4,6 +4,7 @@
  * `FrameParser` (whose handler it is) and a `FrameWriter`, and reports to
  * its owner (a route) through the `ConnectionHandler` interface.
  */
+import { Buffer } from 'node:buffer'
 import type { Socket } from 'node:net'
 import { CloseCodes, MAX_CLOSE_REASON_BYTES, isValidCloseCode, type CloseCode } from './close-codes.js'
 import { ErrorCodes, WebSocketError, wsError, wsRangeError, wsTypeError } from './errors.js'
@@ -79,6 +80,9 @@ export interface SendOptions {
   /** Send as a binary frame. Default: binary for Buffers, text for strings. */
   binary?: boolean
 }
+
+/** The empty payload and reason: one Buffer for every connection (a Buffer of its own costs about 180 bytes). */
+const EMPTY = Buffer.alloc(0)
 
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024
 export const DEFAULT_MAX_FRAGMENTS = 65536
@@ -162,7 +166,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
   /** The connection was failed (§7.1.7): close TCP right after our close frame. */
   private failed = false
   private closeCode: number = CloseCodes.ABNORMAL
-  private closeReason: Buffer = Buffer.alloc(0)
+  private closeReason: Buffer = EMPTY
   /** @internal */
   closeTimer: NodeJS.Timeout | undefined
 
@@ -250,11 +254,11 @@ export class Connection implements FrameHandler, HeartbeatMember {
     return this.writer.frame(binary ? Opcode.BINARY : Opcode.TEXT, payload) ? SendStatus.SENT : SendStatus.BUFFERED
   }
 
-  ping (data: string | Buffer = Buffer.alloc(0)): SendStatus {
+  ping (data: string | Buffer = EMPTY): SendStatus {
     return this.control(Opcode.PING, data)
   }
 
-  pong (data: string | Buffer = Buffer.alloc(0)): SendStatus {
+  pong (data: string | Buffer = EMPTY): SendStatus {
     return this.control(Opcode.PONG, data)
   }
 
@@ -276,7 +280,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
     if (code !== undefined && !isValidCloseCode(code)) {
       throw wsTypeError(ErrorCodes.INVALID_CLOSE_CODE, `invalid close code ${String(code)}: use 1000-1003, 1007-1014 or 3000-4999`)
     }
-    const reasonBytes = reason === undefined || reason === '' ? Buffer.alloc(0) : Buffer.from(reason)
+    const reasonBytes = reason === undefined || reason === '' ? EMPTY : Buffer.from(reason)
     if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
       throw wsRangeError(ErrorCodes.CLOSE_REASON_TOO_LONG, `close reason is ${reasonBytes.length} bytes of UTF-8; the limit is ${MAX_CLOSE_REASON_BYTES}`)
     }
@@ -344,7 +348,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
 
   /** @internal Half the idle timeout passed without a frame. */
   heartbeatPing (): void {
-    if (this.readyState === ReadyState.OPEN && this.socket.writable) this.writer.frame(Opcode.PING, Buffer.alloc(0))
+    if (this.readyState === ReadyState.OPEN && this.socket.writable) this.writer.frame(Opcode.PING, EMPTY)
   }
 
   /** @internal The idle timeout passed, the ping unanswered. */
@@ -394,7 +398,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
     // §5.5.1: "the endpoint MUST send a Close frame in response. (When sending
     // a Close frame in response, the endpoint typically echos the status code
     // it received.)" A close without a code is answered with 1000.
-    this.sendClose(code === CloseCodes.NO_STATUS ? CloseCodes.NORMAL : code, Buffer.alloc(0))
+    this.sendClose(code === CloseCodes.NO_STATUS ? CloseCodes.NORMAL : code, EMPTY)
   }
 
   /** @internal */
@@ -404,6 +408,6 @@ export class Connection implements FrameHandler, HeartbeatMember {
     this.failed = true
     this.closeCode = error.closeCode
     this.reportError(error)
-    this.sendClose(error.closeCode, Buffer.alloc(0))
+    this.sendClose(error.closeCode, EMPTY)
   }
 }

@@ -9,12 +9,15 @@
  * connection at the first bad byte even when the rest of the frame is still
  * on the wire. Header bytes are read straight from the current chunk (or from
  * a 14-byte scratch buffer when a header spans chunks), so a frame costs no
- * allocation beyond the Buffer view handed to the owner.
+ * allocation beyond the Buffer view handed to the owner. The scratch buffer
+ * is one for all parsers: header bytes are read from it at once, before any
+ * other parser can run.
  *
  * The server reads masked client frames; with `role: 'client'` the same
  * parser reads unmasked server frames (the in-process test client of
  * `injectWS`), at the cost of one boolean check per frame on the server path.
  */
+import { Buffer } from 'node:buffer'
 import { isValidCloseCode } from './close-codes.js'
 import { ErrorCodes, wsError, type WebSocketError } from './errors.js'
 import { applyMask, copyMasked } from './mask.js'
@@ -63,6 +66,8 @@ const enum State {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Header bytes that span chunks, made contiguous (at most 2 + 8 + 4); shared, see above. */
+const SCRATCH = Buffer.allocUnsafe(14)
 /** Frames from this size on that span socket reads are assembled in place rather than concatenated. */
 const ASSEMBLE_THRESHOLD = 16 * 1024
 
@@ -77,9 +82,8 @@ export class FrameParser {
   private readonly chunks: Buffer[] = []
   private offset = 0
   private buffered = 0
-  /** Where `take()` left the contiguous header bytes. */
+  /** Where `take()` left the contiguous header bytes; EMPTY once the header is read, so an idle parser keeps no chunk alive. */
   private view: Buffer = EMPTY
-  private readonly scratch = Buffer.allocUnsafe(14)
 
   private state = State.INFO
   // The frame being read.
@@ -156,6 +160,7 @@ export class FrameParser {
   /** Stops parsing and drops whatever is buffered; later input is ignored. */
   stop (): void {
     this.state = State.STOPPED
+    this.view = EMPTY
     this.chunks.length = 0
     this.fragments.length = 0
     this.frameBuffer = undefined
@@ -272,6 +277,7 @@ export class FrameParser {
       const at = this.take(4)
       this.view.copy(this.mask, 0, at, at + 4)
     }
+    this.view = EMPTY
     this.payloadRead = 0
     this.state = State.PAYLOAD
     if (this.opcode === Opcode.TEXT || this.opcode === Opcode.BINARY) this.messageOpcode = this.opcode
@@ -376,7 +382,7 @@ export class FrameParser {
 
   /**
    * Makes `n` (≤ 14) header bytes contiguous and returns their index in
-   * `this.view`: the current chunk when it holds them all, else the scratch.
+   * `this.view`: the current chunk when it holds them all, else SCRATCH.
    */
   private take (n: number): number {
     const head = this.chunks[0]
@@ -393,8 +399,8 @@ export class FrameParser {
       this.view = head
       return start
     }
-    this.copyInto(this.scratch, n)
-    this.view = this.scratch
+    this.copyInto(SCRATCH, n)
+    this.view = SCRATCH
     return 0
   }
 

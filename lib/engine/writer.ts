@@ -12,8 +12,10 @@
  * `MaskingFrameWriter` writes client frames (the in-process test client of
  * `injectWS`): each one masked with a fresh random key (§5.3).
  */
+import { Buffer } from 'node:buffer'
 import { randomFillSync } from 'node:crypto'
 import type { Socket } from 'node:net'
+import { nextTick } from 'node:process'
 import type { Writable } from 'node:stream'
 import { applyMask } from './mask.js'
 
@@ -73,7 +75,7 @@ export class FrameWriter {
     if (!this.corked) {
       this.corked = true
       this.socket.cork()
-      process.nextTick(uncork, this)
+      nextTick(uncork, this)
     }
     if (typeof payload === 'string') {
       const length = Buffer.byteLength(payload)

@@ -766,3 +766,21 @@ t.test('stop() while paused: resume() parses nothing', async t => {
   t.same(recorder.events, [])
   t.equal(parser.pending, 0)
 })
+
+t.test('once a frame is read, the parser holds no reference to the chunks it came in', async t => {
+  // A connection that goes idle after a large message must not keep that
+  // message's first socket chunk alive through the header view.
+  const { parser } = newParser()
+  const bytes = binary(Buffer.alloc(70000, 7))
+  // The header and the first payload bytes in one chunk, the rest in another.
+  parser.write(bytes.subarray(0, 100))
+  parser.write(bytes.subarray(100))
+  const internals = parser as unknown as { view: Buffer, chunks: Buffer[] }
+  t.equal(internals.view.length, 0, 'the header view is released')
+  t.equal(internals.chunks.length, 0, 'no input is kept')
+  // A header split across chunks goes through the shared scratch, also released.
+  const small = text('hi')
+  parser.write(small.subarray(0, 1))
+  parser.write(small.subarray(1))
+  t.equal(internals.view.length, 0, 'released after a split header too')
+})
