@@ -92,15 +92,29 @@ export const DEFAULT_IDLE_TIMEOUT = 120
 const kConnection = Symbol('wsroutes.connection')
 type OwnedSocket = Socket & { [kConnection]?: Connection }
 
+// Every frame the handlers send while one read is parsed leaves in one
+// write at the end of it (FrameWriter's read batch).
 function socketOnData (this: OwnedSocket, chunk: Buffer): void {
   const connection = this[kConnection]!
   connection.activity = true
-  connection.parser.write(chunk)
+  const writer = connection.writer
+  writer.beginBatch()
+  try {
+    connection.parser.write(chunk)
+  } finally {
+    writer.endBatch()
+  }
 }
 function socketOnDirectRead (this: OwnedSocket, length: number, buffer: Buffer): boolean {
   const connection = this[kConnection]!
   connection.activity = true
-  connection.parser.write(buffer.subarray(0, length), true)
+  const writer = connection.writer
+  writer.beginBatch()
+  try {
+    connection.parser.write(buffer.subarray(0, length), true)
+  } finally {
+    writer.endBatch()
+  }
   // False makes Node stop the handle: TCP then pushes back on the peer.
   return !connection.readingPaused
 }
@@ -139,7 +153,8 @@ export class Connection implements FrameHandler, HeartbeatMember {
   readonly parser: FrameParser
   /** @internal */
   readonly handler: ConnectionHandler
-  private readonly writer: FrameWriter
+  /** @internal */
+  readonly writer: FrameWriter
   private readonly closeTimeout: number
   private readonly maxBackpressure: number
   private readonly backpressurePolicy: BackpressurePolicy
@@ -225,7 +240,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
 
   /** Bytes written but not yet handed to the kernel. */
   get bufferedAmount (): number {
-    return this.socket.writableLength
+    return this.writer.bufferedAmount
   }
 
   /**
@@ -234,7 +249,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
    */
   send (data: string | Buffer | ArrayBufferView | ArrayBuffer, options?: SendOptions): SendStatus {
     if (this.readyState !== ReadyState.OPEN || !this.socket.writable) return SendStatus.DROPPED
-    if (this.socket.writableLength > this.maxBackpressure) {
+    if (this.writer.bufferedAmount > this.maxBackpressure) {
       if (this.backpressurePolicy === 'drop') {
         this.droppedMessages++
         return SendStatus.DROPPED
@@ -305,7 +320,11 @@ export class Connection implements FrameHandler, HeartbeatMember {
       this.readyState = ReadyState.CLOSING
       if (this.socket.writable) this.writer.close(code, reason)
     }
-    if (this.closeFrameReceived || this.failed) this.socket.end()
+    if (this.closeFrameReceived || this.failed) {
+      // The close frame may still be staged in this read's batch.
+      this.writer.flush()
+      this.socket.end()
+    }
     if (this.closeTimer === undefined) this.closeTimer = setTimeout(closeTimeoutExpired, this.closeTimeout, this)
   }
 

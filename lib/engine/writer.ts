@@ -3,11 +3,23 @@
  * MUST NOT mask any frames that it sends to the client"), so a frame is a
  * 2–10 byte header and the payload as it is.
  *
- * Writes are corked for the rest of the current tick: every frame a handler
- * sends while one `data` event is processed leaves in one `writev`, and the
- * socket is uncorked by one `process.nextTick` per batch (not per frame).
- * Small payloads and every string are copied into the header's buffer, so
- * such a frame is one allocation and one write.
+ * Two ways out, both leaving one tick's frames in one write:
+ * - In a read batch (`beginBatch` … `endBatch`, which the connection wraps
+ *   around the parsing of one socket read), small frames are assembled in
+ *   one staging buffer shared by the process, and `endBatch` writes them
+ *   with one `socket.write`. An echo costs no Buffer of its own, and sixteen
+ *   pipelined replies are one write of one chunk. Only one batch stages at a
+ *   time; the staging bytes are reused once the kernel has taken them, and a
+ *   write that stays queued keeps the buffer it points into (a fresh one is
+ *   taken for the next batch).
+ * - Elsewhere (a timer, an awaited handler, a broadcast from another
+ *   socket's handler), writes are corked for the rest of the tick, and the
+ *   socket is uncorked by one `process.nextTick` per batch (not per frame).
+ *   Small payloads and every string are copied into the header's buffer, so
+ *   such a frame is one allocation and one write.
+ *
+ * Whoever ends the socket after frames of a batch calls `flush()` first:
+ * `Connection` does.
  *
  * `MaskingFrameWriter` writes client frames (the in-process test client of
  * `injectWS`): each one masked with a fresh random key (§5.3).
@@ -21,26 +33,32 @@ import { applyMask } from './mask.js'
 
 /** Buffers up to this size are copied behind their header rather than written as a second chunk. */
 const MERGE_LIMIT = 4096
+/**
+ * The staging buffer's size. Small on purpose: a write the kernel cannot take
+ * at once (a slow reader) keeps the whole buffer alive until it completes.
+ */
+const STAGING_SIZE = 16 * 1024
 
 function headerLength (length: number): number {
   return length < 126 ? 2 : length < 0x10000 ? 4 : 10
 }
 
-function writeHeader (target: Buffer, firstByte: number, length: number): number {
-  target[0] = firstByte
+/** Writes the header at `target[at]`; returns where the payload goes. */
+function writeHeader (target: Buffer, firstByte: number, length: number, at = 0): number {
+  target[at] = firstByte
   if (length < 126) {
-    target[1] = length
-    return 2
+    target[at + 1] = length
+    return at + 2
   }
   if (length < 0x10000) {
-    target[1] = 126
-    target.writeUInt16BE(length, 2)
-    return 4
+    target[at + 1] = 126
+    target.writeUInt16BE(length, at + 2)
+    return at + 4
   }
-  target[1] = 127
-  target.writeUInt32BE(Math.floor(length / 0x100000000), 2)
-  target.writeUInt32BE(length >>> 0, 6)
-  return 10
+  target[at + 1] = 127
+  target.writeUInt32BE(Math.floor(length / 0x100000000), at + 2)
+  target.writeUInt32BE(length >>> 0, at + 6)
+  return at + 10
 }
 
 /** A close frame's payload (§5.5.1): the code in network byte order, then the reason; empty for code 0. */
@@ -57,6 +75,13 @@ function uncork (writer: FrameWriter): void {
   writer.socket.uncork()
 }
 
+// The staging buffer: its first `staged` bytes are the active batch's frames,
+// not yet written. It never holds bytes a queued write still reads.
+let staging = Buffer.allocUnsafe(STAGING_SIZE)
+let staged = 0
+/** The writer whose read batch is staging, if any. */
+let batchOwner: FrameWriter | undefined
+
 export class FrameWriter {
   readonly socket: Socket
   /** @internal */
@@ -66,12 +91,61 @@ export class FrameWriter {
     this.socket = socket
   }
 
+  /** Bytes written but not yet handed to the kernel: the socket's buffer and this writer's staged frames. */
+  get bufferedAmount (): number {
+    return this.socket.writableLength + (batchOwner === this ? staged : 0)
+  }
+
   /**
-   * Writes one frame with `payload` (a string is sent as UTF-8). Returns the
-   * socket's answer: false once its buffer is over the high-water mark.
+   * Starts a read batch: frames are staged until `endBatch()`. A no-op when
+   * another writer's batch is staging (a read inside a read, as in-process
+   * streams can do): this one then writes corked, as outside a batch.
+   */
+  beginBatch (): void {
+    if (batchOwner === undefined) batchOwner = this
+  }
+
+  /** Ends a read batch: its frames leave in one write. */
+  endBatch (): void {
+    if (batchOwner !== this) return
+    this.flush()
+    batchOwner = undefined
+  }
+
+  /** Writes this batch's staged frames now (before the socket is ended); the batch goes on. */
+  flush (): void {
+    if (batchOwner !== this || staged === 0) return
+    const socket = this.socket
+    if (socket.destroyed || !socket.writable) {
+      staged = 0
+      return
+    }
+    // Data already queued: this write will wait too, and must not pin the
+    // staging buffer: it gets a copy of just its bytes.
+    const queued = socket.writableLength > 0
+    const region = staging.subarray(0, staged)
+    socket.write(queued ? Buffer.from(region) : region)
+    if (!queued && socket.writableLength > 0) {
+      // The kernel took part of it; the rest waits in the socket and reads
+      // from this buffer until written.
+      staging = Buffer.allocUnsafe(STAGING_SIZE)
+    }
+    staged = 0
+  }
+
+  /**
+   * Writes one frame with `payload` (a string is sent as UTF-8). Returns
+   * false once the socket's buffer (with this batch's staged frames) is
+   * over the high-water mark: 'drain' follows.
    */
   frame (opcode: number, payload: Buffer | string, fin = true): boolean {
     const firstByte = (fin ? 0x80 : 0) | opcode
+    if (batchOwner === this) {
+      const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
+      if (length <= MERGE_LIMIT) return this.stage(firstByte, payload, length)
+      // A large payload goes as its own chunk, behind what is staged.
+      this.flush()
+    }
     if (!this.corked) {
       this.corked = true
       this.socket.cork()
@@ -98,6 +172,17 @@ export class FrameWriter {
   /** A close frame; `code` 0 sends an empty payload. */
   close (code: number, reason: Buffer): boolean {
     return this.frame(0x8, closePayload(code, reason))
+  }
+
+  /** Appends a small frame to the staging buffer. */
+  private stage (firstByte: number, payload: Buffer | string, length: number): boolean {
+    const size = headerLength(length) + length
+    if (STAGING_SIZE - staged < size) this.flush()
+    const at = writeHeader(staging, firstByte, length, staged)
+    if (typeof payload === 'string') staging.write(payload, at)
+    else staging.set(payload, at)
+    staged = at + length
+    return this.socket.writableLength + staged < this.socket.writableHighWaterMark
   }
 }
 

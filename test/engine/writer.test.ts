@@ -257,3 +257,189 @@ t.test('over a real socket: a 1 MiB frame and a 65536-byte string arrive intact'
   t.ok(frames[0].payload.equals(big), 'binary payload intact')
   t.equal(frames[1].payload.toString(), text, 'text payload intact')
 })
+
+/** A FakeSocket that reports a buffer: `queued` bytes wait in it after each write when `holds` is set. */
+class BufferingSocket extends FakeSocket {
+  writableLength = 0
+  writableHighWaterMark = 16384
+  destroyed = false
+  writable = true
+  /** Whether writes stay queued (a reader that does not keep up) instead of going to the kernel at once. */
+  holds = false
+
+  override write (chunk: Buffer): boolean {
+    // A write the kernel takes at once is copied there; a queued one keeps
+    // reading the caller's memory until it is written.
+    if (this.holds) {
+      super.write(chunk)
+      this.writableLength += chunk.length
+    } else {
+      super.write(Buffer.from(chunk))
+    }
+    return this.writableLength < this.writableHighWaterMark
+  }
+}
+
+function batchWriter (): { writer: FrameWriter, socket: BufferingSocket } {
+  const socket = new BufferingSocket()
+  return { writer: new FrameWriter(socket as unknown as Socket), socket }
+}
+
+t.test('in a read batch, small frames leave in one write of one chunk when the batch ends', async t => {
+  const { writer, socket } = batchWriter()
+  writer.beginBatch()
+  for (let i = 0; i < 16; i++) writer.frame(0x2, Buffer.alloc(32, i))
+  writer.frame(0x1, 'héllo')
+  writer.close(1000, Buffer.from('bye'))
+  t.same(socket.ops, [], 'nothing reaches the socket during the batch')
+  writer.endBatch()
+  t.same(socket.ops, ['write'], 'one write, no cork')
+  const { frames, rest } = parseServerFrames(socket.written)
+  t.equal(rest.length, 0)
+  t.equal(frames.length, 18)
+  t.ok(frames.slice(0, 16).every((f, i) => f.opcode === 2 && f.payload.equals(Buffer.alloc(32, i))), 'binary frames in order')
+  t.equal(frames[16].payload.toString(), 'héllo')
+  t.same([...frames[17].payload], [0x03, 0xe8, ...Buffer.from('bye')])
+  await nextTick()
+  t.same(socket.ops, ['write'], 'and nothing on the next tick')
+})
+
+t.test('in a read batch, a large payload goes behind the staged frames as its own chunk', async t => {
+  const { writer, socket } = batchWriter()
+  const big = randomBytes(prng(21), 100000)
+  writer.beginBatch()
+  writer.frame(0x1, 'before')
+  writer.frame(0x2, big)
+  writer.frame(0x1, 'after')
+  writer.endBatch()
+  await nextTick()
+  const { frames, rest } = parseServerFrames(socket.written)
+  t.equal(rest.length, 0)
+  t.same(frames.map(f => f.opcode), [1, 2, 1])
+  t.equal(frames[0].payload.toString(), 'before')
+  t.ok(frames[1].payload.equals(big))
+  t.equal(frames[2].payload.toString(), 'after')
+  t.ok(socket.writes.some(chunk => chunk.equals(big)), 'the payload is a chunk of its own')
+})
+
+t.test('in a read batch, more than the staging buffer holds is written in order, in several writes', async t => {
+  const { writer, socket } = batchWriter()
+  const payloads = Array.from({ length: 40 }, (_, i) => randomBytes(prng(100 + i), 1000 + i))
+  writer.beginBatch()
+  for (const payload of payloads) writer.frame(0x2, payload)
+  writer.endBatch()
+  t.ok(socket.writes.length >= 3, `${socket.writes.length} writes for 40 KiB of frames`)
+  const { frames, rest } = parseServerFrames(socket.written)
+  t.equal(rest.length, 0)
+  t.ok(frames.length === 40 && frames.every((f, i) => f.payload.equals(payloads[i])), 'every frame intact, in order')
+})
+
+t.test('in a read batch, frame() answers false once the socket and the staged bytes reach the high-water mark', async t => {
+  const { writer, socket } = batchWriter()
+  socket.writableLength = 10000
+  writer.beginBatch()
+  t.equal(writer.frame(0x2, Buffer.alloc(4000)), true, '10000 + 4004 staged: under 16384')
+  t.equal(writer.bufferedAmount, 14004, 'bufferedAmount counts the staged frame')
+  t.equal(writer.frame(0x2, Buffer.alloc(4000)), false, '10000 + 8008: over')
+  writer.endBatch()
+  t.equal(writer.bufferedAmount, 10000)
+})
+
+t.test('a write that stays queued keeps its bytes: the next batch does not overwrite them', async t => {
+  const { writer, socket } = batchWriter()
+  socket.holds = true
+  writer.beginBatch()
+  writer.frame(0x1, 'first')
+  writer.endBatch()
+  const first = socket.writes[0]
+  const firstBytes = Buffer.from(first)
+  // Another socket's batch reuses the staging memory.
+  const other = batchWriter()
+  other.writer.beginBatch()
+  other.writer.frame(0x1, 'XXXXXXXXXXXXXXXX')
+  other.writer.endBatch()
+  t.ok(first.equals(firstBytes), 'the queued write still reads "first"')
+
+  // Now the socket has data queued: the next write gets a copy of its bytes.
+  writer.beginBatch()
+  writer.frame(0x1, 'second')
+  writer.endBatch()
+  const second = socket.writes[1]
+  const secondBytes = Buffer.from(second)
+  other.writer.beginBatch()
+  other.writer.frame(0x1, 'YYYYYYYYYYYYYYYY')
+  other.writer.endBatch()
+  t.ok(second.equals(secondBytes), 'the second queued write is intact too')
+  const { frames } = parseServerFrames(socket.written)
+  t.same(frames.map(f => f.payload.toString()), ['first', 'second'])
+})
+
+t.test('one batch stages at a time: a writer used during another\'s batch writes corked', async t => {
+  const a = batchWriter()
+  const b = batchWriter()
+  a.writer.beginBatch()
+  b.writer.beginBatch()
+  b.writer.frame(0x1, 'from b')
+  t.same(b.socket.ops, ['cork', 'write'], 'b writes at once, corked until the next tick')
+  a.writer.frame(0x1, 'from a')
+  b.writer.endBatch()
+  a.writer.endBatch()
+  t.same(a.socket.ops, ['write'], 'a\'s batch is one write')
+  await nextTick()
+  t.same(b.socket.ops, ['cork', 'write', 'uncork'])
+  t.equal(parseServerFrames(a.socket.written).frames[0].payload.toString(), 'from a')
+  t.equal(parseServerFrames(b.socket.written).frames[0].payload.toString(), 'from b')
+})
+
+t.test('flush() writes the staged frames before the socket is ended; a destroyed socket gets nothing', async t => {
+  const { writer, socket } = batchWriter()
+  writer.beginBatch()
+  writer.close(1000, Buffer.alloc(0))
+  writer.flush()
+  t.same([...socket.written], [0x88, 0x02, 0x03, 0xe8], 'the close frame is out before end()')
+  writer.endBatch()
+  t.equal(socket.writes.length, 1, 'nothing left for the end of the batch')
+
+  const gone = batchWriter()
+  gone.writer.beginBatch()
+  gone.writer.frame(0x1, 'lost')
+  gone.socket.destroyed = true
+  gone.writer.endBatch()
+  t.same(gone.socket.ops, [], 'no write to a destroyed socket')
+  // The staging buffer is free again for the next batch.
+  const next = batchWriter()
+  next.writer.beginBatch()
+  next.writer.frame(0x1, 'next')
+  next.writer.endBatch()
+  t.equal(parseServerFrames(next.socket.written).frames[0].payload.toString(), 'next')
+})
+
+t.test('over a real socket: a read batch\'s replies leave in one write', async t => {
+  const { server, client } = await socketPair(t)
+  const received = collect(client)
+  let writevCalls = 0
+  let writeCalls = 0
+  const internals = server as unknown as { _writev: (...args: unknown[]) => void, _write: (...args: unknown[]) => void }
+  const writev = internals._writev.bind(server)
+  const write = internals._write.bind(server)
+  internals._writev = (...args) => { writevCalls++; writev(...args) }
+  internals._write = (...args) => { writeCalls++; write(...args) }
+
+  const writer = new FrameWriter(server)
+  writer.beginBatch()
+  for (let i = 0; i < 16; i++) writer.frame(0x2, Buffer.alloc(32, i))
+  writer.endBatch()
+  t.equal(writeCalls, 1, 'one write')
+  t.equal(writevCalls, 0, 'no writev')
+  t.equal(server.writableLength, 0, 'the kernel took it at once')
+  // The staging memory is reused by the next batch: what was sent is unchanged.
+  writer.beginBatch()
+  writer.frame(0x2, Buffer.alloc(32, 0xff))
+  writer.endBatch()
+  server.end()
+  await once(client, 'end')
+  const { frames, rest } = parseServerFrames(received.bytes())
+  t.equal(rest.length, 0)
+  t.equal(frames.length, 17)
+  t.ok(frames.every((f, i) => f.payload.equals(Buffer.alloc(32, i < 16 ? i : 0xff))), 'every reply intact')
+})
