@@ -17,17 +17,20 @@
  * the in-process pair of `injectWS`, a Node that changed) keeps the 'data'
  * path.
  *
- * It is opt-in (`directReads: true`) because of glibc: with its default
- * settings, large messages got about twice as slow. Nothing small is then
- * allocated above the freed message buffers, so glibc returns them to the
- * kernel and the next messages fault them in again. Told to keep its memory
- * (the README's Direct reads section), glibc makes this mode the faster
- * one for 1 KiB to 1 MiB echoes alike.
+ * Without Node's per-read buffers, nothing small is allocated above the
+ * freed message buffers at the top of glibc's heap, so with glibc's initial
+ * settings it returns them to the kernel (trims its heap at 128 KiB free)
+ * and the next messages fault them in again: 64 KiB echoes measured about a
+ * third slower than with 'data' events. glibc raises those thresholds by
+ * itself the first time it frees a large chunk it had mapped (its dynamic
+ * mmap threshold); the first socket switched here makes that happen at
+ * once, by allocating and dropping one 16 MiB buffer (`primeAllocator`).
  *
  * The buffer is shared by every socket of the process: reads run one at a
  * time on the main thread, and the bytes of one read are either parsed or
  * copied (`FrameParser.write(chunk, true)`) before the callback returns.
  */
+import { Buffer } from 'node:buffer'
 import { Socket } from 'node:net'
 
 /** The size Node itself asks libuv to read into (64 KiB). */
@@ -69,6 +72,30 @@ function findOnreadKeys (): OnreadKeys | undefined {
   }
 }
 
+/**
+ * glibc's malloc, when it frees a chunk it had mapped (above its mmap
+ * threshold, 128 KiB at first, up to 32 MiB), raises the threshold to that
+ * chunk's size and its trim threshold to twice that: from then on, buffers
+ * up to 16 MiB come from its heap and up to 32 MiB of freed heap stays with
+ * the process instead of being faulted in again. Every process that once
+ * frees a buffer that large ends up so; this makes it happen when the first
+ * socket is read directly (V8 frees the buffer at its next collection).
+ * Where MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ is set, glibc keeps
+ * those values, and on other allocators this is one short-lived allocation.
+ */
+const PRIMING_SIZE = 16 * 1024 * 1024
+let allocatorPrimed = false
+
+function primeAllocator (): void {
+  allocatorPrimed = true
+  Buffer.allocUnsafeSlow(PRIMING_SIZE)
+}
+
+/** Whether the first direct read has primed glibc's thresholds (see `primeAllocator`). */
+export function isAllocatorPrimed (): boolean {
+  return allocatorPrimed
+}
+
 const onreadKeys = findOnreadKeys()
 const sharedReadBuffer = Buffer.allocUnsafe(READ_BUFFER_SIZE)
 
@@ -99,6 +126,7 @@ export function readDirectly (socket: Socket, callback: DirectReadCallback): boo
   // Node asks this property for the next buffer unless it is null.
   record[onreadKeys.generator] = null
   handle.useUserBuffer(sharedReadBuffer)
+  if (!allocatorPrimed) primeAllocator()
   return true
 }
 

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { PassThrough } from 'node:stream'
 import t from 'tap'
-import { directReadsAvailable, readDirectly, resumeDirectReads } from '../../lib/engine/direct-read.js'
+import { directReadsAvailable, isAllocatorPrimed, readDirectly, resumeDirectReads } from '../../lib/engine/direct-read.js'
 import { delay } from '../helpers/server.js'
 import type { TestContext } from '../helpers/tap.js'
 
@@ -49,6 +49,13 @@ async function waitFor (predicate: () => boolean, what: string, ms = 5000): Prom
 
 t.test('this Node offers direct reads', async t => {
   t.equal(directReadsAvailable, true, 'the onread properties were found on the probe socket')
+})
+
+t.test('the first socket read directly primes the allocator, once, and not before', async t => {
+  t.equal(isAllocatorPrimed(), false, 'nothing is allocated at load time')
+  const { server } = await tcpPair(t)
+  t.equal(collect(server).enabled, true)
+  t.equal(isAllocatorPrimed(), true, 'primed by the first switch')
 })
 
 t.test('bytes reach the callback, not data listeners, and arrive in order', async t => {
