@@ -5,8 +5,9 @@
 # writes the report to bench/results/<date>.md. Extra arguments go to
 # run-peers.sh (for example --reps 1 --duration 2 for a smoke run). The
 # compression section is skipped: permessage-deflate is not implemented yet.
-# DIRECT_READS=1 measures the echo server with directReads: true instead (the
-# column is then wsroutes-direct and the report <date>-direct-reads.md).
+# DIRECT_READS=0 measures the echo server with directReads: false ('data'
+# events) instead (the column is then wsroutes-data-events and the report
+# <date>-data-events.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${WSROUTES_SHARED_BENCH:-../shared/bench}
@@ -14,7 +15,7 @@ SHARED=${WSROUTES_SHARED_BENCH:-../shared/bench}
 npm run build >/dev/null
 mkdir -p bench/results
 name=wsroutes suffix=""
-if [ "${DIRECT_READS:-}" = 1 ]; then name=wsroutes-direct suffix=-direct-reads; fi
+if [ "${DIRECT_READS:-}" = 0 ]; then name=wsroutes-data-events suffix=-data-events; fi
 out="bench/results/$(date +%Y-%m-%d)$suffix.md"
 [ -e "$out" ] && out="bench/results/$(date +%Y-%m-%d-%H%M)$suffix.md"
 # The shared folder is read-only material: peers are installed and programs built in a work folder.

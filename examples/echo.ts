@@ -3,7 +3,7 @@
  * 16 MiB. The conformance suite and the benchmarks run against it.
  *
  *   PORT=9002 npm run example:echo
- *   DIRECT_READS=1 PORT=9002 npm run example:echo   # with directReads: true
+ *   DIRECT_READS=0 PORT=9002 npm run example:echo   # with directReads: false ('data' events)
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pathToFileURL } from 'node:url'
@@ -15,7 +15,7 @@ export async function buildEchoServer (options: { directReads?: boolean } = {}):
     maxPayload: 16 * 1024 * 1024,
     // Autobahn 9.3/9.4 send 4 MiB in fragments of 64 bytes.
     maxFragments: 1 << 20,
-    directReads: options.directReads ?? process.env.DIRECT_READS === '1',
+    directReads: options.directReads ?? process.env.DIRECT_READS !== '0',
   })
   app.ws('/*', {
     message (socket, data, isBinary) {

@@ -99,6 +99,30 @@ for (const kind of KINDS) {
     t.same(seen, { '/plugin': true, '/events': false }, 'the plugin-wide true, and the route that turns them off')
   })
 
+  t.test(`${kind}: directReads on by default; off plugin-wide, back on per route`, async t => {
+    for (const [adapter, expected] of [[{}, { '/plugin': true, '/direct': true }], [{ directReads: false }, { '/plugin': false, '/direct': true }]] as const) {
+      const seen: Record<string, boolean> = {}
+      const route = (path: string, extra: Record<string, unknown>): { path: string, options: Record<string, unknown> } => ({
+        path,
+        options: {
+          ...extra,
+          message (socket: { readingDirectly: boolean, send (data: unknown): void }, data: unknown) {
+            seen[path] = socket.readingDirectly
+            socket.send(data)
+          },
+        },
+      })
+      const served = await serve(t, kind, [route('/plugin', {}), route('/direct', { directReads: true })], { adapter })
+      for (const path of ['/plugin', '/direct']) {
+        const raw = await RawClient.open(served.port, { path })
+        t.teardown(() => raw.destroy())
+        raw.send(Op.BINARY, Buffer.alloc(100_000, 7))
+        t.ok((await raw.nextFrame()).payload.equals(Buffer.alloc(100_000, 7)), `${path}: the echo is intact`)
+      }
+      t.same(seen, expected, `plugin-wide ${JSON.stringify(adapter)}`)
+    }
+  })
+
   t.test(`${kind}: handshakeTimeout: a hook that hangs gets the client a 503, and no upgrade ever`, async t => {
     const opens: string[] = []
     let hookDone = false
