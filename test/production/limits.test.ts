@@ -77,30 +77,14 @@ for (const kind of KINDS) {
     t.same(errors, ['WS_ERR_CLOSE_TIMEOUT', 'WS_ERR_CLOSE_TIMEOUT'], 'both reported WS_ERR_CLOSE_TIMEOUT')
   })
 
-  t.test(`${kind}: directReads plugin-wide, overridden per route`, async t => {
-    const seen: Record<string, boolean> = {}
-    const route = (path: string, extra: Record<string, unknown>): { path: string, options: Record<string, unknown> } => ({
-      path,
-      options: {
-        ...extra,
-        message (socket: { readingDirectly: boolean, send (data: unknown): void }, data: unknown) {
-          seen[path] = socket.readingDirectly
-          socket.send(data)
-        },
-      },
-    })
-    const served = await serve(t, kind, [route('/plugin', {}), route('/events', { directReads: false })], { adapter: { directReads: true } })
-    for (const path of ['/plugin', '/events']) {
-      const raw = await RawClient.open(served.port, { path })
-      t.teardown(() => raw.destroy())
-      raw.send(Op.BINARY, Buffer.alloc(100_000, 7))
-      t.ok((await raw.nextFrame()).payload.equals(Buffer.alloc(100_000, 7)), `${path}: the echo is intact`)
-    }
-    t.same(seen, { '/plugin': true, '/events': false }, 'the plugin-wide true, and the route that turns them off')
-  })
-
-  t.test(`${kind}: directReads on by default; off plugin-wide, back on per route`, async t => {
-    for (const [adapter, expected] of [[{}, { '/plugin': true, '/direct': true }], [{ directReads: false }, { '/plugin': false, '/direct': true }]] as const) {
+  t.test(`${kind}: directReads on by default, set plugin-wide, overridden per route`, async t => {
+    // The plugin-wide option, then what each route ends up with: /inherit sets nothing, /off and /on their own.
+    const cases = [
+      [{}, { '/inherit': true, '/off': false, '/on': true }],
+      [{ directReads: true }, { '/inherit': true, '/off': false, '/on': true }],
+      [{ directReads: false }, { '/inherit': false, '/off': false, '/on': true }],
+    ] as const
+    for (const [adapter, expected] of cases) {
       const seen: Record<string, boolean> = {}
       const route = (path: string, extra: Record<string, unknown>): { path: string, options: Record<string, unknown> } => ({
         path,
@@ -112,12 +96,12 @@ for (const kind of KINDS) {
           },
         },
       })
-      const served = await serve(t, kind, [route('/plugin', {}), route('/direct', { directReads: true })], { adapter })
-      for (const path of ['/plugin', '/direct']) {
+      const served = await serve(t, kind, [route('/inherit', {}), route('/off', { directReads: false }), route('/on', { directReads: true })], { adapter })
+      for (const path of Object.keys(expected)) {
         const raw = await RawClient.open(served.port, { path })
         t.teardown(() => raw.destroy())
         raw.send(Op.BINARY, Buffer.alloc(100_000, 7))
-        t.ok((await raw.nextFrame()).payload.equals(Buffer.alloc(100_000, 7)), `${path}: the echo is intact`)
+        t.ok((await raw.nextFrame()).payload.equals(Buffer.alloc(100_000, 7)), `${JSON.stringify(adapter)} ${path}: the echo is intact`)
       }
       t.same(seen, expected, `plugin-wide ${JSON.stringify(adapter)}`)
     }
