@@ -199,6 +199,17 @@ async function socketPair (t: { teardown: (fn: () => void | Promise<void>) => vo
   return { server, client }
 }
 
+/** Counts the stream's calls down to the socket handle: `_write` for one chunk, `_writev` for several. */
+function countWrites (socket: Socket): { write: number, writev: number } {
+  const calls = { write: 0, writev: 0 }
+  const internals = socket as unknown as { _writev: (...args: unknown[]) => void, _write: (...args: unknown[]) => void }
+  const writev = internals._writev.bind(socket)
+  const write = internals._write.bind(socket)
+  internals._writev = (...args) => { calls.writev++; writev(...args) }
+  internals._write = (...args) => { calls.write++; write(...args) }
+  return calls
+}
+
 function collect (socket: Socket): { chunks: Buffer[], bytes: () => Buffer } {
   const chunks: Buffer[] = []
   socket.on('data', chunk => chunks.push(chunk))
@@ -208,14 +219,7 @@ function collect (socket: Socket): { chunks: Buffer[], bytes: () => Buffer } {
 t.test('over a real socket: one tick\'s frames leave in one writev', async t => {
   const { server, client } = await socketPair(t)
   const received = collect(client)
-  // Count the stream's calls down to the socket handle.
-  let writevCalls = 0
-  let writeCalls = 0
-  const internals = server as unknown as { _writev: (...args: unknown[]) => void, _write: (...args: unknown[]) => void }
-  const writev = internals._writev.bind(server)
-  const write = internals._write.bind(server)
-  internals._writev = (...args) => { writevCalls++; writev(...args) }
-  internals._write = (...args) => { writeCalls++; write(...args) }
+  const calls = countWrites(server)
 
   const writer = new FrameWriter(server)
   const big = randomBytes(prng(12), 20000)
@@ -223,10 +227,10 @@ t.test('over a real socket: one tick\'s frames leave in one writev', async t => 
   writer.frame(0x2, big)
   writer.frame(0x9, Buffer.from('p'))
   writer.close(1001, Buffer.from('done'))
-  t.equal(writevCalls + writeCalls, 0, 'nothing reaches the socket during the tick')
+  t.equal(calls.writev + calls.write, 0, 'nothing reaches the socket during the tick')
   await nextTick()
-  t.equal(writevCalls, 1, 'one writev for the whole tick')
-  t.equal(writeCalls, 0, 'and no single writes')
+  t.equal(calls.writev, 1, 'one writev for the whole tick')
+  t.equal(calls.write, 0, 'and no single writes')
 
   server.end()
   await once(client, 'end')
@@ -417,20 +421,14 @@ t.test('flush() writes the staged frames before the socket is ended; a destroyed
 t.test('over a real socket: a read batch\'s replies leave in one write', async t => {
   const { server, client } = await socketPair(t)
   const received = collect(client)
-  let writevCalls = 0
-  let writeCalls = 0
-  const internals = server as unknown as { _writev: (...args: unknown[]) => void, _write: (...args: unknown[]) => void }
-  const writev = internals._writev.bind(server)
-  const write = internals._write.bind(server)
-  internals._writev = (...args) => { writevCalls++; writev(...args) }
-  internals._write = (...args) => { writeCalls++; write(...args) }
+  const calls = countWrites(server)
 
   const writer = new FrameWriter(server)
   writer.beginBatch()
   for (let i = 0; i < 16; i++) writer.frame(0x2, Buffer.alloc(32, i))
   writer.endBatch()
-  t.equal(writeCalls, 1, 'one write')
-  t.equal(writevCalls, 0, 'no writev')
+  t.equal(calls.write, 1, 'one write')
+  t.equal(calls.writev, 0, 'no writev')
   t.equal(server.writableLength, 0, 'the kernel took it at once')
   // The staging memory is reused by the next batch: what was sent is unchanged.
   writer.beginBatch()
