@@ -140,8 +140,8 @@ export class FrameWriter {
    */
   frame (opcode: number, payload: Buffer | string, fin = true): boolean {
     const firstByte = (fin ? 0x80 : 0) | opcode
+    const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
     if (batchOwner === this) {
-      const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
       if (length <= MERGE_LIMIT) return this.stage(firstByte, payload, length)
       // A large payload goes as its own chunk, behind what is staged.
       this.flush()
@@ -152,12 +152,10 @@ export class FrameWriter {
       nextTick(uncork, this)
     }
     if (typeof payload === 'string') {
-      const length = Buffer.byteLength(payload)
       const out = Buffer.allocUnsafe(headerLength(length) + length)
       out.write(payload, writeHeader(out, firstByte, length))
       return this.socket.write(out)
     }
-    const length = payload.length
     if (length <= MERGE_LIMIT) {
       const out = Buffer.allocUnsafe(headerLength(length) + length)
       out.set(payload, writeHeader(out, firstByte, length))
