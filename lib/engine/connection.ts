@@ -92,29 +92,26 @@ export const DEFAULT_IDLE_TIMEOUT = 120
 const kConnection = Symbol('wsroutes.connection')
 type OwnedSocket = Socket & { [kConnection]?: Connection }
 
-// Every frame the handlers send while one read is parsed leaves in one
-// write at the end of it (FrameWriter's read batch).
-function socketOnData (this: OwnedSocket, chunk: Buffer): void {
-  const connection = this[kConnection]!
+/**
+ * Parses one socket read. Every frame the handlers send meanwhile leaves in
+ * one write at the end of it (FrameWriter's read batch).
+ */
+function parseRead (connection: Connection, chunk: Buffer, volatile: boolean): void {
   connection.activity = true
   const writer = connection.writer
   writer.beginBatch()
   try {
-    connection.parser.write(chunk)
+    connection.parser.write(chunk, volatile)
   } finally {
     writer.endBatch()
   }
 }
+function socketOnData (this: OwnedSocket, chunk: Buffer): void {
+  parseRead(this[kConnection]!, chunk, false)
+}
 function socketOnDirectRead (this: OwnedSocket, length: number, buffer: Buffer): boolean {
   const connection = this[kConnection]!
-  connection.activity = true
-  const writer = connection.writer
-  writer.beginBatch()
-  try {
-    connection.parser.write(buffer.subarray(0, length), true)
-  } finally {
-    writer.endBatch()
-  }
+  parseRead(connection, buffer.subarray(0, length), true)
   // False makes Node stop the handle: TCP then pushes back on the peer.
   return !connection.readingPaused
 }

@@ -180,7 +180,7 @@ export class FrameWriter {
     if (typeof payload === 'string') staging.write(payload, at)
     else staging.set(payload, at)
     staged = at + length
-    return this.socket.writableLength + staged < this.socket.writableHighWaterMark
+    return this.bufferedAmount < this.socket.writableHighWaterMark
   }
 }
 
