@@ -15,12 +15,10 @@
  *   npm run build && PORT=9010 node dist/bench/node-floor.js
  *   wsload -p 9010 -m echo -c 64 -s 1k --no-verify   (and cecho the same way)
  */
-import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { Socket } from 'node:net'
 import { readDirectly, resumeDirectReads } from '../lib/engine/direct-read.js'
-
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+import { acceptKey } from '../lib/engine/handshake.js'
 
 /** Bytes of a frame that spans reads, kept until it is complete. */
 const pendingBytes = new WeakMap<Socket, Buffer>()
@@ -74,8 +72,7 @@ const server = createServer((_request, response) => {
 })
 server.on('upgrade', (request, socket: Socket, head: Buffer) => {
   const key = request.headers['sec-websocket-key'] ?? ''
-  const accept = createHash('sha1').update(key + GUID).digest('base64')
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`)
   socket.setNoDelay(true)
   socket.on('error', () => socket.destroy())
   socket.on('end', () => socket.destroy())
