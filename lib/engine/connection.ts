@@ -320,6 +320,18 @@ export class Connection implements FrameHandler, HeartbeatMember {
     if (this.closeFrameReceived || this.failed) {
       // The close frame may still be staged in this read's batch.
       this.writer.flush()
+      if (this.closeFrameReceived && this.socket.writableLength === 0) {
+        // §5.5.1: "After both sending and receiving a Close message, an
+        // endpoint considers the WebSocket connection closed and MUST close
+        // the underlying TCP connection." Everything we wrote is with the
+        // kernel, which sends it ahead of the FIN; the peer has nothing left
+        // to say, so there is no half-closed wait for its FIN.
+        this.socket.destroy()
+        return
+      }
+      // A failed connection's peer may still be sending: a full close would
+      // answer that with a reset, which can discard our close frame before
+      // the peer reads it. Half-close, and read until its FIN.
       this.socket.end()
     }
     if (this.closeTimer === undefined) this.closeTimer = setTimeout(closeTimeoutExpired, this.closeTimeout, this)

@@ -4,6 +4,7 @@
  * by the ws client.
  */
 import { once } from 'node:events'
+import net from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
 import { ReadyState, SendStatus, type CloseCode } from '../../lib/engine/index.js'
@@ -219,6 +220,26 @@ t.test('the peer closes with 4000: we answer 4000 and close TCP', async t => {
   t.same(closes.map(c => [c.code, c.reason]), [[4000, 'bye now']])
   t.equal(connection.readyState, ReadyState.CLOSED)
   t.same(handler.of('error'), [])
+})
+
+t.test('after both close frames TCP is closed at once: no wait for the peer\'s FIN', async t => {
+  // A long close timeout: if the server waited for the peer's half of TCP,
+  // this peer (which never sends its FIN) would hold it open for a minute.
+  const server = await startServer(t, { connection: { closeTimeout: 60_000 } })
+  const socket = net.connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true })
+  t.teardown(() => socket.destroy())
+  const client = new RawClient(socket)
+  await once(socket, 'connect')
+  socket.write(upgradeRequest(server.port))
+  await client.readResponse()
+  const { connection, handler } = await server.next()
+  client.send(close(1000, 'done'))
+  t.same(closeOf(await client.frame()), { code: 1000, reason: '' })
+  await client.ended()
+  t.equal(socket.writableEnded, false, 'the peer has not closed its half')
+  t.same((await handler.waitFor('close')).map(c => c.code), [1000])
+  t.equal(connection.readyState, ReadyState.CLOSED)
+  t.same(handler.of('error'), [], 'no close timeout')
 })
 
 t.test('the peer sends an empty close: we answer 1000; the handler sees 1005', async t => {
