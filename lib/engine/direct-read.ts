@@ -32,6 +32,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { Socket } from 'node:net'
+import { maskingReadBuffer } from './mask.js'
 
 /** The size Node itself asks libuv to read into (64 KiB). */
 const READ_BUFFER_SIZE = 64 * 1024
@@ -97,7 +98,12 @@ export function isAllocatorPrimed (): boolean {
 }
 
 const onreadKeys = findOnreadKeys()
-const sharedReadBuffer = Buffer.allocUnsafe(READ_BUFFER_SIZE)
+/**
+ * Where the SIMD masking module is available, the buffer is a page of its
+ * memory: payload bytes are unmasked where the kernel put them and copied
+ * once, to their message (see `maskingReadBuffer`).
+ */
+const sharedReadBuffer = maskingReadBuffer ?? Buffer.allocUnsafe(READ_BUFFER_SIZE)
 
 function handleOf (socket: Socket): StreamHandle | null | undefined {
   return (socket as unknown as { _handle?: StreamHandle | null })._handle

@@ -10,6 +10,7 @@
  * 3 GB/s. No native addon is involved; where WebAssembly SIMD is unavailable
  * the word loop does all the work (`simdMasking` says which).
  */
+import { Buffer } from 'node:buffer'
 import { endianness } from 'node:os'
 
 const LITTLE_ENDIAN = endianness() === 'LE'
@@ -22,8 +23,15 @@ const LITTLE_ENDIAN = endianness() === 'LE'
 const WORD_THRESHOLD = 128
 /** From this size on, the SIMD module beats the word loop, copies included (the two are even at 256 bytes). */
 const SIMD_THRESHOLD = 256
-/** The module's memory: 4 pages of 64 KiB, reused for every payload, window by window. */
+/** The module's memory starts with a window of 4 pages of 64 KiB, reused for every payload, window by window. */
 const WINDOW = 4 * 65536
+/**
+ * After the window, one page lent out as the socket read buffer
+ * (`maskingReadBuffer`): payload bytes read into it are unmasked where they
+ * lie, so a masked payload costs one copy (to its message buffer) instead of
+ * three (read buffer to message buffer, into the window, back).
+ */
+const READ_REGION = 65536
 
 // The module is assembled here from named opcodes (WebAssembly core spec,
 // binary format), so every section and body length is computed, never
@@ -124,11 +132,14 @@ const MODULE = Uint8Array.from([
 
 let simdMask: ((ptr: number, length: number, key: number) => void) | undefined
 let simdMemory: Uint8Array | undefined
+/** The module memory's ArrayBuffer: a view over it is masked in place. Never grown after this, so never detached. */
+let simdBuffer: ArrayBufferLike | undefined
 try {
   const instance = new WebAssembly.Instance(new WebAssembly.Module(MODULE))
   const memory = instance.exports.memory as WebAssembly.Memory
-  memory.grow(WINDOW / 65536 - 1)
-  simdMemory = new Uint8Array(memory.buffer)
+  memory.grow((WINDOW + READ_REGION) / 65536 - 1)
+  simdBuffer = memory.buffer
+  simdMemory = new Uint8Array(simdBuffer)
   simdMask = instance.exports.mask as typeof simdMask
 } catch {
   // No WebAssembly SIMD here: the word loop below serves every size.
@@ -136,6 +147,15 @@ try {
 
 /** Whether large payloads are masked by the WebAssembly SIMD module (else by the word loop). */
 export const simdMasking = simdMask !== undefined
+
+/**
+ * 64 KiB of the SIMD module's memory, for one process-wide socket read
+ * buffer (direct reads); undefined without the module. Masked bytes in it
+ * are unmasked in place by `applyMask` and `copyMasked`, without the trip
+ * through the window. Its contents are the reader's: nothing here writes it
+ * except when asked to unmask a piece of it.
+ */
+export const maskingReadBuffer: Buffer | undefined = simdBuffer === undefined ? undefined : Buffer.from(simdBuffer, WINDOW, READ_REGION)
 
 /** The key rotated to start at payload byte `offset`, as a little-endian word. */
 function keyWord (mask: Uint8Array, offset: number): number {
@@ -152,6 +172,11 @@ export function applyMask (data: Uint8Array, mask: Uint8Array, offset: number): 
     // Whole 16-byte blocks; a window is a multiple of 16, so the key's
     // rotation is the same in every window.
     const blocks = length & ~15
+    if (data.buffer === simdBuffer) {
+      // Already in the module's memory (the read buffer): no copies.
+      simdMask(data.byteOffset, blocks, key)
+      i = blocks
+    }
     while (i < blocks) {
       const n = blocks - i < WINDOW ? blocks - i : WINDOW
       memory.set(data.subarray(i, i + n), 0)
@@ -187,7 +212,9 @@ export function applyMask (data: Uint8Array, mask: Uint8Array, offset: number): 
  * unmasking on the way (`offset`: payload bytes before this piece). For large
  * pieces this saves a pass over memory against a copy followed by
  * `applyMask`: the bytes go through the SIMD module's memory on their way
- * from the socket's chunk to the message buffer.
+ * from the socket's chunk to the message buffer. A source in
+ * `maskingReadBuffer` is unmasked where it lies and then copied: its bytes
+ * there are left unmasked.
  */
 export function copyMasked (source: Uint8Array, sourceStart: number, sourceEnd: number, target: Uint8Array, targetStart: number, mask: Uint8Array, offset: number): void {
   const length = sourceEnd - sourceStart
@@ -200,6 +227,13 @@ export function copyMasked (source: Uint8Array, sourceStart: number, sourceEnd: 
   const key = keyWord(mask, offset)
   const blocks = length & ~15
   let i = 0
+  if (source.buffer === simdBuffer) {
+    // The read buffer lies in the module's memory: unmask the bytes where
+    // they are (the reader is done with them), then one copy out.
+    simdMask(source.byteOffset + sourceStart, blocks, key)
+    target.set(source.subarray(sourceStart, sourceStart + blocks), targetStart)
+    i = blocks
+  }
   while (i < blocks) {
     const n = blocks - i < WINDOW ? blocks - i : WINDOW
     memory.set(source.subarray(sourceStart + i, sourceStart + i + n), 0)

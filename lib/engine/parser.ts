@@ -298,11 +298,10 @@ export class FrameParser {
       // most here (page faults), so each large frame costs one allocation.
       const target = this.frameBuffer ?? (this.frameBuffer = Buffer.allocUnsafe(this.payloadLength))
       const at = this.payloadRead
-      this.copyInto(target, n, at, this.masked)
+      this.copyInto(target, n, at, this.masked ? at : -1)
       piece = target.subarray(at, at + n)
     } else {
-      piece = n === 0 ? EMPTY : this.consume(n)
-      if (this.masked) applyMask(piece, this.mask, this.payloadRead)
+      piece = n === 0 ? EMPTY : this.consume(n, this.masked)
     }
     this.payloadRead += n
     const frameDone = this.payloadRead === this.payloadLength
@@ -337,8 +336,7 @@ export class FrameParser {
 
   private readControlPayload (): boolean {
     if (this.buffered < this.payloadLength) return false
-    const payload = this.payloadLength === 0 ? EMPTY : this.consume(this.payloadLength)
-    if (this.masked) applyMask(payload, this.mask, 0)
+    const payload = this.payloadLength === 0 ? EMPTY : this.consume(this.payloadLength, this.masked)
     this.state = State.INFO
     if (this.opcode === Opcode.PING) this.handler.onPing(payload)
     else if (this.opcode === Opcode.PONG) this.handler.onPong(payload)
@@ -404,8 +402,12 @@ export class FrameParser {
     return 0
   }
 
-  /** Removes `n` bytes from the input as one Buffer (a view when one chunk holds them). */
-  private consume (n: number): Buffer {
+  /**
+   * Removes `n` payload bytes from the input as one Buffer (a view when one
+   * chunk holds them); with `unmask`, unmasked (they are the payload from
+   * `payloadRead` on).
+   */
+  private consume (n: number, unmask: boolean): Buffer {
     const head = this.chunks[0]
     const available = head.length - this.offset
     if (n <= available) {
@@ -413,9 +415,11 @@ export class FrameParser {
       if (head === this.volatileChunk) {
         // The read buffer is reused after this write: the payload gets its own memory.
         out = Buffer.allocUnsafe(n)
-        head.copy(out, 0, this.offset, this.offset + n)
+        if (unmask) copyMasked(head, this.offset, this.offset + n, out, 0, this.mask, this.payloadRead)
+        else head.copy(out, 0, this.offset, this.offset + n)
       } else {
         out = this.offset === 0 && n === head.length ? head : head.subarray(this.offset, this.offset + n)
+        if (unmask) applyMask(out, this.mask, this.payloadRead)
       }
       if (n === available) {
         this.chunks.shift()
@@ -427,21 +431,22 @@ export class FrameParser {
       return out
     }
     const out = Buffer.allocUnsafe(n)
-    this.copyInto(out, n)
+    this.copyInto(out, n, 0, unmask ? this.payloadRead : -1)
     return out
   }
 
   /**
-   * Moves `n` bytes of input into `target` at `targetStart`; with `unmask`,
-   * they are unmasked on the way (`targetStart` is then their payload offset).
+   * Moves `n` bytes of input into `target` at `targetStart`; with a
+   * `maskOffset` of 0 or more they are unmasked on the way, as the payload
+   * bytes from that offset on.
    */
-  private copyInto (target: Buffer, n: number, targetStart = 0, unmask = false): void {
+  private copyInto (target: Buffer, n: number, targetStart = 0, maskOffset = -1): void {
     let written = 0
     while (written < n) {
       const head = this.chunks[0]
       const available = head.length - this.offset
       const count = available < n - written ? available : n - written
-      if (unmask) copyMasked(head, this.offset, this.offset + count, target, targetStart + written, this.mask, targetStart + written)
+      if (maskOffset >= 0) copyMasked(head, this.offset, this.offset + count, target, targetStart + written, this.mask, maskOffset + written)
       else head.copy(target, targetStart + written, this.offset, this.offset + count)
       written += count
       if (count === available) {

@@ -4,7 +4,7 @@
  * index i modulo 4 of the masking key"), written as a plain byte loop.
  */
 import t from 'tap'
-import { applyMask, copyMasked, simdMasking } from '../../lib/engine/mask.js'
+import { applyMask, copyMasked, maskingReadBuffer, simdMasking } from '../../lib/engine/mask.js'
 import { prng, randomBytes } from '../helpers/random.js'
 
 function naiveMask (data: Uint8Array, mask: Uint8Array, offset: number): Uint8Array {
@@ -167,4 +167,43 @@ t.test('copyMasked copies and unmasks in one go, equal to a copy and the byte lo
       t.ok(target.subarray(0, 5).every(b => b === 0xee) && target.subarray(5 + length).every(b => b === 0xee), 'nothing outside the range is touched')
     }
   }
+})
+
+t.test('maskingReadBuffer: 64 KiB of the SIMD module\'s memory, unmasked in place by applyMask and copyMasked', async t => {
+  t.ok(maskingReadBuffer !== undefined && maskingReadBuffer.length === 65536, 'present where SIMD is')
+  const region = maskingReadBuffer!
+  const random = prng(77)
+  const failures: string[] = []
+  let checked = 0
+  for (const length of [255, 256, 257, 271, 1024, 1031, 4096 + 5, 65536 - 40, 65536 - 3]) {
+    for (const start of [0, 1, 3, 16, 37]) {
+      if (start + length > region.length) continue
+      for (const offset of [0, 1, 2, 3]) {
+        const mask = randomBytes(random, 4)
+        const content = randomBytes(random, region.length)
+        checked++
+        // applyMask on a view of the region: the view unmasked, the rest untouched.
+        region.set(content)
+        const wanted = naiveMask(content.subarray(start, start + length), mask, offset)
+        applyMask(region.subarray(start, start + length), mask, offset)
+        if (!equal(region.subarray(start, start + length), wanted)) failures.push(`applyMask: length ${length}, start ${start}, offset ${offset}`)
+        if (!region.subarray(0, start).equals(content.subarray(0, start)) || !region.subarray(start + length).equals(content.subarray(start + length))) {
+          failures.push(`applyMask: length ${length}, start ${start}: bytes outside the view changed`)
+        }
+        // copyMasked from the region: the target gets the unmasked bytes at its offset, and nothing around them.
+        region.set(content)
+        const target = randomBytes(random, length + 10)
+        const targetBefore = Buffer.from(target)
+        copyMasked(region, start, start + length, target, 5, mask, offset)
+        if (!equal(target.subarray(5, 5 + length), wanted)) failures.push(`copyMasked: length ${length}, start ${start}, offset ${offset}`)
+        if (!target.subarray(0, 5).equals(targetBefore.subarray(0, 5)) || !target.subarray(5 + length).equals(targetBefore.subarray(5 + length))) {
+          failures.push(`copyMasked: length ${length}, start ${start}: target bytes outside the piece changed`)
+        }
+        if (!region.subarray(0, start).equals(content.subarray(0, start)) || !region.subarray(start + length).equals(content.subarray(start + length))) {
+          failures.push(`copyMasked: length ${length}, start ${start}: region bytes outside the piece changed`)
+        }
+      }
+    }
+  }
+  t.same(failures.slice(0, 5), [], `${checked} cases`)
 })

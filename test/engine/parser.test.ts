@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { FrameParser, type FrameHandler, type ParserOptions } from '../../lib/engine/parser.js'
+import { maskingReadBuffer } from '../../lib/engine/mask.js'
 import type { WebSocketError } from '../../lib/engine/errors.js'
 import { Op, binary, close, closePayload, continuation, frame, text } from '../helpers/frames.js'
 import { prng, randomBytes, sparseUtf8OfLength, utf8OfLength } from '../helpers/random.js'
@@ -159,7 +160,9 @@ function feedEveryWay (bytes: Buffer, options?: Partial<ParserOptions>): FeedRes
     ways++
     if (!sameEvents(events, whole) && mismatches.length < 3) mismatches.push({ how: `split at ${i}`, events: describe(events) })
   }
-  const shared = Buffer.allocUnsafe(bytes.length)
+  // The engine's own read buffer when the input fits: payload bytes in it
+  // are unmasked where they lie (mask.ts), a path of its own.
+  const shared = maskingReadBuffer !== undefined && bytes.length <= maskingReadBuffer.length ? maskingReadBuffer : Buffer.allocUnsafe(bytes.length)
   {
     const events = parseVolatile([bytes], shared, options)
     ways++
