@@ -47,11 +47,14 @@ function onRead (this: Socket, length: number, buffer: Buffer): boolean {
     at += 4
     if (data.length - at < length) break
     if (opcode === 0x8) {
-      // The client closes TCP once it has our close frame; reading goes on
-      // until its FIN.
-      if (written > 0) this.write(out.subarray(0, written))
-      this.end(Buffer.from([0x88, 0]))
-      return true
+      // Both close frames exchanged: the server closes TCP at once, as the
+      // engine does (the kernel sends what was written ahead of the FIN).
+      out[written] = 0x88
+      out[written + 1] = 0
+      this.write(out.subarray(0, written + 2))
+      if (this.writableLength === 0) this.destroy()
+      else this.end()
+      return !this.destroyed
     }
     // The reply: the same header without the mask bit and key, then the
     // payload as it came.
