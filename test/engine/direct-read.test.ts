@@ -9,6 +9,7 @@ import net from 'node:net'
 import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { directReadsAvailable, isAllocatorPrimed, readDirectly, resumeDirectReads } from '../../lib/engine/direct-read.js'
+import { maskingReadBuffer } from '../../lib/engine/mask.js'
 import { delay } from '../helpers/server.js'
 import type { TestContext } from '../helpers/tap.js'
 
@@ -132,4 +133,18 @@ t.test('sockets that cannot read directly are left alone', async t => {
     resumeDirectReads(server)
     t.pass('resuming a destroyed socket does nothing')
   })
+})
+
+t.test('reads land in the masking module\'s read page, so payloads are unmasked where they lie', async t => {
+  t.ok(maskingReadBuffer !== undefined, 'the SIMD module is here')
+  const { server, client } = await tcpPair(t)
+  const buffers: Buffer[] = []
+  t.equal(readDirectly(server, (length, buffer) => {
+    buffers.push(buffer)
+    return true
+  }), true)
+  resumeDirectReads(server)
+  client.write(Buffer.alloc(1000, 7))
+  await waitFor(() => buffers.length > 0, 'a read')
+  t.ok(buffers.every(buffer => buffer === maskingReadBuffer), 'every read is into maskingReadBuffer')
 })
