@@ -242,6 +242,29 @@ t.test('after both close frames TCP is closed at once: no wait for the peer\'s F
   t.same(handler.of('error'), [], 'no close timeout')
 })
 
+t.test('a large echo still queued when the close arrives goes out whole, then the close frame, then the FIN', async t => {
+  const server = await startServer(t, { connection: { maxPayload: 16 * 1024 * 1024 } })
+  const client = await RawClient.open(t, server.port)
+  const { connection, handler } = await server.next()
+  handler.echo = true
+  // The client stops reading, so the 12 MiB echo cannot all reach the kernel
+  // at once and is still queued in the socket when the close is answered.
+  client.socket.pause()
+  const payload = Buffer.alloc(12 * 1024 * 1024, 0x5a)
+  client.send(Buffer.concat([binary(payload), close(1000)]))
+  await handler.waitFor('message')
+  await delay(50)
+  t.ok(connection.bufferedAmount > 0, 'the echo is still queued in the socket')
+  t.equal(client.gotEnd, false, 'no FIN while the echo is queued')
+  client.socket.resume()
+  const echo = await client.frame()
+  t.same([echo.opcode, echo.payload.length, echo.payload.equals(payload)], [Op.BINARY, payload.length, true], 'the echo, whole')
+  t.same(closeOf(await client.frame()), { code: 1000, reason: '' }, 'then the close frame')
+  await client.ended()
+  t.same((await handler.waitFor('close')).map(c => c.code), [1000])
+  t.same(handler.of('error'), [])
+})
+
 t.test('the peer sends an empty close: we answer 1000; the handler sees 1005', async t => {
   const server = await startServer(t)
   const client = await RawClient.open(t, server.port)
