@@ -34,7 +34,7 @@ import { Buffer } from 'node:buffer'
 import { Socket } from 'node:net'
 import { maskingReadBuffer } from './mask.js'
 
-/** The size Node itself asks libuv to read into (64 KiB). */
+/** The size Node itself asks libuv to read into (64 KiB), and the size of the masking module's read page. */
 const READ_BUFFER_SIZE = 64 * 1024
 
 /** Called with the bytes of one read, valid only during the call. Returning false stops reading. */

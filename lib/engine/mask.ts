@@ -29,7 +29,8 @@ const WINDOW = 4 * 65536
  * After the window, one page lent out as the socket read buffer
  * (`maskingReadBuffer`): payload bytes read into it are unmasked where they
  * lie, so a masked payload costs one copy (to its message buffer) instead of
- * three (read buffer to message buffer, into the window, back).
+ * three (read buffer to message buffer, into the window, back). 64 KiB, the
+ * size of direct-read.ts's buffer, which this page then is.
  */
 const READ_REGION = 65536
 
