@@ -39,7 +39,13 @@ export interface ConnectionOptions {
   maxPayload?: number
   /** Most frames per incoming message (default 65536). */
   maxFragments?: number
-  /** How long to wait for the peer's close frame (and for it to close TCP) before destroying the socket, in ms (default 5000). */
+  /**
+   * How long to wait for the peer's close frame before destroying the socket,
+   * in ms (default 5000). Once both close frames are exchanged the socket is
+   * closed at once; only when our last bytes are still queued, or after a
+   * protocol error, is TCP half-closed and this also the wait for the peer's
+   * FIN.
+   */
   closeTimeout?: number
   /** Bytes buffered for the peer above which `backpressurePolicy` applies (default Infinity). */
   maxBackpressure?: number
