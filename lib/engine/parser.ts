@@ -298,7 +298,7 @@ export class FrameParser {
       // most here (page faults), so each large frame costs one allocation.
       const target = this.frameBuffer ?? (this.frameBuffer = Buffer.allocUnsafe(this.payloadLength))
       const at = this.payloadRead
-      this.copyInto(target, n, at, this.masked ? at : -1)
+      this.copyInto(target, n, at, this.masked)
       piece = target.subarray(at, at + n)
     } else {
       piece = n === 0 ? EMPTY : this.consume(n, this.masked)
@@ -431,22 +431,21 @@ export class FrameParser {
       return out
     }
     const out = Buffer.allocUnsafe(n)
-    this.copyInto(out, n, 0, unmask ? this.payloadRead : -1)
+    this.copyInto(out, n, 0, unmask)
     return out
   }
 
   /**
-   * Moves `n` bytes of input into `target` at `targetStart`; with a
-   * `maskOffset` of 0 or more they are unmasked on the way, as the payload
-   * bytes from that offset on.
+   * Moves `n` bytes of input into `target` at `targetStart`; with `unmask`,
+   * they are unmasked on the way (they are the payload from `payloadRead` on).
    */
-  private copyInto (target: Buffer, n: number, targetStart = 0, maskOffset = -1): void {
+  private copyInto (target: Buffer, n: number, targetStart = 0, unmask = false): void {
     let written = 0
     while (written < n) {
       const head = this.chunks[0]
       const available = head.length - this.offset
       const count = available < n - written ? available : n - written
-      if (maskOffset >= 0) copyMasked(head, this.offset, this.offset + count, target, targetStart + written, this.mask, maskOffset + written)
+      if (unmask) copyMasked(head, this.offset, this.offset + count, target, targetStart + written, this.mask, this.payloadRead + written)
       else head.copy(target, targetStart + written, this.offset, this.offset + count)
       written += count
       if (count === available) {
