@@ -4,7 +4,6 @@
  * by the ws client.
  */
 import { once } from 'node:events'
-import net from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
 import { ReadyState, SendStatus, type CloseCode } from '../../lib/engine/index.js'
@@ -226,17 +225,14 @@ t.test('after both close frames TCP is closed at once: no wait for the peer\'s F
   // A long close timeout: if the server waited for the peer's half of TCP,
   // this peer (which never sends its FIN) would hold it open for a minute.
   const server = await startServer(t, { connection: { closeTimeout: 60_000 } })
-  const socket = net.connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true })
-  t.teardown(() => socket.destroy())
-  const client = new RawClient(socket)
-  await once(socket, 'connect')
-  socket.write(upgradeRequest(server.port))
-  await client.readResponse()
+  const client = await RawClient.open(t, server.port)
+  // Read when the FIN arrives: the client's side then stays open.
+  client.socket.allowHalfOpen = true
   const { connection, handler } = await server.next()
   client.send(close(1000, 'done'))
   t.same(closeOf(await client.frame()), { code: 1000, reason: '' })
   await client.ended()
-  t.equal(socket.writableEnded, false, 'the peer has not closed its half')
+  t.equal(client.socket.writableEnded, false, 'the peer has not closed its half')
   t.same((await handler.waitFor('close')).map(c => c.code), [1000])
   t.equal(connection.readyState, ReadyState.CLOSED)
   t.same(handler.of('error'), [], 'no close timeout')
