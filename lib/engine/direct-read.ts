@@ -75,16 +75,27 @@ function findOnreadKeys (): OnreadKeys | undefined {
 
 /**
  * glibc's malloc, when it frees a chunk it had mapped (above its mmap
- * threshold, 128 KiB at first, up to 32 MiB), raises the threshold to that
- * chunk's size and its trim threshold to twice that: from then on, buffers
- * up to 16 MiB come from its heap and up to 32 MiB of freed heap stays with
- * the process instead of being faulted in again. Every process that once
- * frees a buffer that large ends up so; this makes it happen when the first
- * socket is read directly (V8 frees the buffer at its next collection).
- * Where MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ is set, glibc keeps
- * those values, and on other allocators this is one short-lived allocation.
+ * threshold, 128 KiB at first), raises the threshold to that chunk's size
+ * and its trim threshold to twice that, for chunks up to 32 MiB (its
+ * DEFAULT_MMAP_THRESHOLD_MAX on 64-bit). This primer is a little under that
+ * limit (the mapped chunk, glibc's header included and rounded up to whole
+ * pages, must not exceed it; 32 MiB less one page does): from then on, buffers up to 31 MiB come from glibc's heap, and up
+ * to 62 MiB of freed heap stays with the process instead of being faulted
+ * in again.
+ *
+ * Why 62 MiB and not less: V8 frees young message buffers in bursts, a
+ * scavenge each time 32 MiB of young ArrayBuffer memory has piled up. With
+ * a 16 MiB primer (trim at 32 MiB) such a burst went back to the kernel and
+ * the next 32 MiB of messages faulted in again: about half the pages of
+ * every 1 MiB message, and 1 MiB echoes a quarter slower.
+ *
+ * Every process that once frees a buffer that large ends up so; this makes
+ * it happen when the first socket is read directly (V8 frees the buffer at
+ * its next collection). Where MALLOC_MMAP_THRESHOLD_ or
+ * MALLOC_TRIM_THRESHOLD_ is set, glibc keeps those values, and on other
+ * allocators this is one short-lived allocation.
  */
-const PRIMING_SIZE = 16 * 1024 * 1024
+const PRIMING_SIZE = 31 * 1024 * 1024
 let allocatorPrimed = false
 
 function primeAllocator (): void {
