@@ -24,7 +24,7 @@
  * third slower than with 'data' events. glibc raises those thresholds by
  * itself the first time it frees a large chunk it had mapped (its dynamic
  * mmap threshold); the first socket switched here makes that happen at
- * once, by allocating and dropping one 16 MiB buffer (`primeAllocator`).
+ * once, by allocating and dropping one 31 MiB buffer (`primeAllocator`).
  *
  * The buffer is shared by every socket of the process: reads run one at a
  * time on the main thread, and the bytes of one read are either parsed or
