@@ -77,11 +77,12 @@ function findOnreadKeys (): OnreadKeys | undefined {
  * glibc's malloc, when it frees a chunk it had mapped (above its mmap
  * threshold, 128 KiB at first), raises the threshold to that chunk's size
  * and its trim threshold to twice that, for chunks up to 32 MiB (its
- * DEFAULT_MMAP_THRESHOLD_MAX on 64-bit). This primer is a little under that
- * limit (the mapped chunk, glibc's header included and rounded up to whole
- * pages, must not exceed it; 32 MiB less one page does): from then on, buffers up to 31 MiB come from glibc's heap, and up
- * to 62 MiB of freed heap stays with the process instead of being faulted
- * in again.
+ * DEFAULT_MMAP_THRESHOLD_MAX on 64-bit). This primer stays a MiB under
+ * that limit, since the mapped chunk (glibc's header included, rounded up to
+ * whole pages) must not exceed it; a primer of 32 MiB less one page was
+ * measured not to raise the thresholds. From then on, buffers up to 31 MiB
+ * come from glibc's heap, and up to 62 MiB of freed heap stays with the
+ * process instead of being faulted in again.
  *
  * Why 62 MiB and not less: V8 frees young message buffers in bursts, a
  * scavenge each time 32 MiB of young ArrayBuffer memory has piled up. With

@@ -1,7 +1,7 @@
 /**
- * Child process for the allocator test in direct-read.test.ts: with
- * PRIME=1 it first reads one loopback socket directly (which primes glibc's
- * thresholds), then it allocates, fills and drops 1 MiB buffers the way an
+ * Child process for the allocator test in direct-read.test.ts: it first
+ * reads one loopback socket directly (which primes glibc's thresholds),
+ * then it allocates, fills and drops 1 MiB buffers the way an
  * echo of 1 MiB messages does, one per turn of the event loop, and prints
  * the page faults per buffer after a warm-up, as JSON on stdout.
  */
@@ -32,7 +32,7 @@ async function primeThroughADirectRead (): Promise<void> {
   await new Promise(resolve => listener.close(resolve))
 }
 
-if (process.env.PRIME === '1') await primeThroughADirectRead()
+await primeThroughADirectRead()
 
 let count = 0
 let faultsAtStart = 0
