@@ -8,6 +8,9 @@
 # DIRECT_READS=0 measures the echo server with directReads: false ('data'
 # events) instead (the column is then wsroutes-data-events and the report
 # <date>-data-events.md).
+# NODE_FLAGS="--flag ..." runs every Node server of the run, the peers and
+# ours alike, with those flags: a `node` first on PATH adds them (see
+# bench/node-with-flags.sh), and the report is <date>-flags.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${WSROUTES_SHARED_BENCH:-../shared/bench}
@@ -16,6 +19,13 @@ npm run build >/dev/null
 mkdir -p bench/results
 name=wsroutes suffix=""
 if [ "${DIRECT_READS:-}" = 0 ]; then name=wsroutes-data-events suffix=-data-events; fi
+if [ -n "${NODE_FLAGS:-}" ]; then
+  shim=$(mktemp -d)
+  trap 'rm -rf "$shim"' EXIT
+  bash bench/node-with-flags.sh "$shim" $NODE_FLAGS
+  export PATH="$shim:$PATH"
+  suffix=$suffix-flags
+fi
 out="bench/results/$(date +%Y-%m-%d)$suffix.md"
 [ -e "$out" ] && out="bench/results/$(date +%Y-%m-%d-%H%M)$suffix.md"
 # The shared folder is read-only material: peers are installed and programs built in a work folder.
@@ -24,4 +34,9 @@ export WSBENCH_DIR=${WSBENCH_DIR:-${TMPDIR:-/tmp}/wsbench}
   --candidate "exec node $PWD/dist/examples/echo.js" --candidate-port 19390 --candidate-name "$name" \
   --skip-deflate \
   --out "$PWD/$out" "$@"
+# An --out among the extra arguments wins over ours, as it does in run-peers.sh.
+prev=""; for arg in "$@"; do [ "$prev" = --out ] && out=$arg; prev=$arg; done
+if [ -n "${NODE_FLAGS:-}" ] && [ -f "$out" ]; then
+  printf '\nEvery Node server of this run (the peers and %s) ran with `node %s`.\n' "$name" "$NODE_FLAGS" >> "$out"
+fi
 echo "bench: report in $out"
