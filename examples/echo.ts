@@ -4,6 +4,10 @@
  *
  *   PORT=9002 npm run example:echo
  *   DIRECT_READS=0 PORT=9002 npm run example:echo   # with directReads: false ('data' events)
+ *
+ * Compiled (`npm run build`), it is what `npm run bench` measures. Serving
+ * large messages in production, run it as the README's "Large messages: one
+ * V8 flag" advises: node --no-concurrent-array-buffer-sweeping dist/examples/echo.js
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pathToFileURL } from 'node:url'
