@@ -36,6 +36,7 @@ t.test('self time is summed per function, idle left out, shares of busy time', a
   }
   const summary = summarize(profile, 3)
   t.equal(summary.busyMicros, 1000)
+  t.equal(summary.idleMicros, 1000, 'idle is counted apart')
   t.same(summary.byOwner, { wsroutes: 300, node: 100, dependencies: 0, native: 500, 'garbage collector': 100, other: 0 })
   t.same(summary.top, [
     { name: 'writeBuffer', micros: 500 },
@@ -45,7 +46,8 @@ t.test('self time is summed per function, idle left out, shares of busy time', a
   const text = formatSummary(summary)
   t.match(text, /50\.0 %\s+native/)
   t.match(text, /30\.0 %\s+parseRead engine\/connection\.js:40/)
-  t.notMatch(text, /idle/)
+  t.match(text, /^busy 1 ms, idle 1 ms$/m, 'both totals head the summary')
+  t.notMatch(text, /%\s+\(idle\)/, 'idle is no row of the shares')
 })
 
 t.test('a real profile of this process adds up', async t => {
