@@ -4,6 +4,7 @@
  *
  *   PORT=9002 npm run example:echo
  *   DIRECT_READS=0 PORT=9002 npm run example:echo   # with directReads: false ('data' events)
+ *   KEEP_REQUEST=0 PORT=9002 npm run example:echo   # with keepRequest: false (the echo never reads socket.request)
  *
  * Compiled (`npm run build`), it is what `npm run bench` measures. Serving
  * large messages in production, run it as the README's "Large messages: one
@@ -13,13 +14,14 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { pathToFileURL } from 'node:url'
 import wsroutes from '../lib/index.js'
 
-export async function buildEchoServer (options: { directReads?: boolean } = {}): Promise<FastifyInstance> {
+export async function buildEchoServer (options: { directReads?: boolean, keepRequest?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: process.env.LOG === '1' })
   await app.register(wsroutes, {
     maxPayload: 16 * 1024 * 1024,
     // Autobahn 9.3/9.4 send 4 MiB in fragments of 64 bytes.
     maxFragments: 1 << 20,
     directReads: options.directReads ?? process.env.DIRECT_READS !== '0',
+    keepRequest: options.keepRequest ?? process.env.KEEP_REQUEST !== '0',
   })
   app.ws('/*', {
     message (socket, data, isBinary) {

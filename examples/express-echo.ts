@@ -3,6 +3,7 @@
  * up to 16 MiB, on every path. The conformance suite runs against it too.
  *
  *   PORT=9003 npm run example:express-echo
+ *   KEEP_REQUEST=0 PORT=9003 npm run example:express-echo   # with keepRequest: false
  */
 import express from 'express'
 import { createServer, type Server } from 'node:http'
@@ -22,6 +23,7 @@ export function buildExpressEchoServer (): ExpressEchoServer {
     maxPayload: 16 * 1024 * 1024,
     // Autobahn 9.3/9.4 send 4 MiB in fragments of 64 bytes.
     maxFragments: 1 << 20,
+    keepRequest: process.env.KEEP_REQUEST !== '0',
     logger: process.env.LOG === '1' ? { error: console.error, warn: console.warn, debug: console.debug } : undefined,
   })
   // Any path: Express 5 names the wildcard.

@@ -24,6 +24,13 @@ describe('the production options of the Fastify plugin', () => {
     expect(app.register).type.not.toBeCallableWith(wsroutes, { backpressurePolicy: 'block' })
   })
 
+  test('keepRequest, plugin-wide and per route: a boolean', () => {
+    expect(app.register).type.toBeCallableWith(wsroutes, { keepRequest: false })
+    expect(app.register).type.not.toBeCallableWith(wsroutes, { keepRequest: 'no' })
+    expect(app.ws).type.toBeCallableWith('/lean', { keepRequest: false, open (_socket: WebSocket<RawData, FastifyRequest>, request: FastifyRequest) { void request.headers } })
+    expect(app.ws).type.not.toBeCallableWith('/lean', { keepRequest: 0 })
+  })
+
   test('a route: limits, handshakeTimeout and its own wsErrorHandler', () => {
     app.ws('/r/:id', {
       idleTimeout: 0,
@@ -54,6 +61,11 @@ describe('the production options of the Express adapter', () => {
       },
     })
     expect(wsExpress).type.not.toBeCallableWith(app, server, { preClose: 'bye' })
+  })
+
+  test('keepRequest, adapter-wide: a boolean', () => {
+    expect(wsExpress).type.toBeCallableWith(app, server, { keepRequest: false })
+    expect(wsExpress).type.not.toBeCallableWith(app, server, { keepRequest: 'no' })
   })
 
   test('a route: handshakeTimeout and wsErrorHandler', () => {

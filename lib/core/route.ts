@@ -57,6 +57,8 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   private readonly registry: SocketRegistry
   private readonly logger: (request: TRequest) => RouteLogger
   private readonly errorHandler: RouteRunnerOptions<TRequest>['errorHandler']
+  /** `keepRequest`: whether sockets keep their request after `open`. */
+  private readonly keepRequest: boolean
   /** @internal The route's JSON message handling, when it has schemas. */
   codec: MessageCodec<Handler> | undefined
 
@@ -67,6 +69,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     this.registry = options.registry
     this.logger = options.logger
     this.errorHandler = options.errorHandler
+    this.keepRequest = options.limits.keepRequest ?? true
     this.codec = options.messages
   }
 
@@ -97,11 +100,11 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     }
     const protocol = selectProtocol(upgrade.protocols, this.protocols, request)
     socket.write(acceptResponse(upgrade.key, protocol))
-    const ws = new RouteSocket(socket as Socket, this, request, { ...this.connectionOptions, protocol })
+    const ws = new RouteSocket(socket as Socket, this, request, this.logger(request), { ...this.connectionOptions, protocol })
     this.registry.add(ws)
     const open = this.handlers.open
     if (open === undefined) {
-      ws.start(head)
+      this.opened(ws, head)
       return ws
     }
     let result: unknown
@@ -109,20 +112,26 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
       result = open(ws, request)
     } catch (error) {
       this.handlerFailed(ws, 'open', error)
-      ws.start(head)
+      this.opened(ws, head)
       return ws
     }
     if (isPromise(result)) {
       // Frames that arrive meanwhile wait in the socket (bounded by its
       // buffer, then by TCP) and are parsed once `open` has settled.
-      result.then(() => ws.start(head), (error: unknown) => {
+      result.then(() => this.opened(ws, head), (error: unknown) => {
         this.handlerFailed(ws, 'open', error)
-        ws.start(head)
+        this.opened(ws, head)
       })
     } else {
-      ws.start(head)
+      this.opened(ws, head)
     }
     return ws
+  }
+
+  /** `open` is done: the socket lets go of its request if the route says so, and frames start. */
+  private opened (ws: RouteSocket<TRequest>, head: Buffer): void {
+    if (!this.keepRequest) ws.releaseRequest()
+    ws.start(head)
   }
 
   // ------------------------------------------------ ConnectionHandler
@@ -160,7 +169,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   }
 
   onError (connection: RouteSocket<TRequest>, error: Error): void {
-    const log = this.logger(connection.request)
+    const log = connection.log
     if (error instanceof WebSocketError) log.debug({ err: error }, `websocket closed: ${error.code}`)
     else if (isNetworkError(error)) log.debug({ err: error }, 'websocket network error')
     else log.error({ err: error }, 'websocket error')
@@ -186,7 +195,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
 
   /** An invalid inbound message: logged (never with its payload), reported to the error handlers, counted, then the route's policy. */
   private refuse (codec: MessageCodec<Handler>, ws: RouteSocket<TRequest>, error: InvalidMessageError, raw: string | Buffer): void {
-    const log = this.logger(ws.request)
+    const log = ws.log
     if (log.info !== undefined) log.info({ err: error }, `websocket message refused: ${error.code}`)
     else log.debug({ err: error }, `websocket message refused: ${error.code}`)
     this.reportError(ws, error)
@@ -237,7 +246,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   private handlerFailed (ws: RouteSocket<TRequest>, phase: string, cause: unknown): void {
     const error = wsError(ErrorCodes.HANDLER_FAILED, `the ${phase} handler failed: ${describe(cause)}`, CloseCodes.INTERNAL_ERROR)
     error.cause = cause
-    this.logger(ws.request).error({ err: cause }, `websocket ${phase} handler failed`)
+    ws.log.error({ err: cause }, `websocket ${phase} handler failed`)
     this.reportError(ws, error)
     // §7.4.1: 1011 "indicates that a server is terminating the connection
     // because it encountered an unexpected condition".
@@ -249,9 +258,10 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     const routeHandler = this.handlers.error
     try {
       if (routeHandler !== undefined) routeHandler(ws, error)
-      if (this.errorHandler !== undefined) this.errorHandler(error, ws, ws.request)
+      // After `open` on a keepRequest: false route, the request is gone: undefined.
+      if (this.errorHandler !== undefined) this.errorHandler(error, ws, ws.keptRequest as TRequest)
     } catch (failure) {
-      this.logger(ws.request).error({ err: failure }, 'websocket error handler failed')
+      ws.log.error({ err: failure }, 'websocket error handler failed')
     }
   }
 }

@@ -4,20 +4,40 @@
  */
 import type { Socket } from 'node:net'
 import { Connection, type ConnectionOptions, type SendOptions, type SendStatus } from '../engine/connection.js'
-import type { RouteRunner } from './route.js'
+import type { RouteLogger, RouteRunner } from './route.js'
 import type { RawData } from './types.js'
 
 export class RouteSocket<TRequest = unknown> extends Connection {
-  readonly request: TRequest
+  /** @internal The request, until `releaseRequest()` (routes with `keepRequest: false`). */
+  keptRequest: TRequest | undefined
+  /** @internal Whether `releaseRequest()` let the request go. */
+  requestReleased = false
   /** @internal */
   readonly route: RouteRunner<TRequest>
+  /** @internal The route's logger for this socket, taken from the request at the 101 so it outlives the request. */
+  readonly log: RouteLogger
   /** Invalid inbound messages on a JSON route (bad JSON, schema mismatch, unknown type, binary), whatever the policy did with them. */
   invalidMessages = 0
 
-  constructor (socket: Socket, route: RouteRunner<TRequest>, request: TRequest, options: ConnectionOptions) {
+  constructor (socket: Socket, route: RouteRunner<TRequest>, request: TRequest, log: RouteLogger, options: ConnectionOptions) {
     super(socket, route, options)
     this.route = route
-    this.request = request
+    this.keptRequest = request
+    this.log = log
+  }
+
+  /** The request that opened the connection; see `WebSocket.request`. */
+  get request (): TRequest {
+    if (this.requestReleased) {
+      throw new TypeError('wsroutes: socket.request was let go after open (the route has keepRequest: false); keep what later handlers need in open')
+    }
+    return this.keptRequest as TRequest
+  }
+
+  /** @internal Lets go of the request (`keepRequest: false`), so an open connection no longer holds it or its IncomingMessage. */
+  releaseRequest (): void {
+    this.keptRequest = undefined
+    this.requestReleased = true
   }
 
   /**

@@ -17,7 +17,12 @@ export interface WebSocket<TSend = RawData, TRequest = unknown> {
   readonly bufferedAmount: number
   /** Messages dropped by the `drop` backpressure policy. */
   readonly droppedMessages: number
-  /** The request that opened the connection (Fastify's `FastifyRequest`, Express's `Request`). */
+  /**
+   * The request that opened the connection (Fastify's `FastifyRequest`,
+   * Express's `Request`). On a route with `keepRequest: false` it is there
+   * until `open` has returned (or its promise settled); reading it later
+   * throws a TypeError.
+   */
   readonly request: TRequest
   /**
    * Sends a message; strings go as text frames, binary data as binary frames
@@ -75,6 +80,18 @@ export interface WsLimits extends Omit<ConnectionOptions, 'protocol'> {
    * once the request reaches the route (its own hooks or middleware).
    */
   handshakeTimeout?: number
+  /**
+   * Whether each socket keeps the request that opened it (`socket.request`)
+   * for as long as it is open. Default true. With false, the request reaches
+   * the hooks or middleware and `open(socket, request)` as usual, and the
+   * socket lets go of it once `open` has returned (or its promise settled):
+   * the request and Node's `IncomingMessage` with its headers are about
+   * half of what an idle connection costs (README, "Keeping the request").
+   * Keep what later handlers need in `open`. Reading `socket.request`
+   * afterwards throws a TypeError, and error handlers receive `undefined`
+   * for the request.
+   */
+  keepRequest?: boolean
 }
 
 /** One entry of `messages`: the schema of that message type (the whole message, discriminator included) and its handler. */
@@ -133,5 +150,7 @@ export interface WsRouteOptions<TRequest = unknown, TMessage = string | Buffer, 
  * (`WS_ERR_INVALID_JSON`, `WS_ERR_INVALID_MESSAGE`, `WS_ERR_UNKNOWN_MESSAGE_TYPE`,
  * `WS_ERR_BINARY_NOT_ALLOWED`), `WS_ERR_IDLE_TIMEOUT`, `WS_ERR_CLOSE_TIMEOUT`,
  * and Node's own codes for network errors (`ECONNRESET`, `EPIPE`, …).
+ * `request` is the socket's request; on a route with `keepRequest: false`
+ * it is `undefined` once `open` has returned.
  */
 export type WsErrorHandler<TSocket = WebSocket, TRequest = unknown> = (error: Error, socket: TSocket, request: TRequest) => void
