@@ -32,10 +32,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { Socket } from 'node:net'
-import { maskingReadBuffer } from './mask.js'
-
-/** The size Node itself asks libuv to read into (64 KiB), and the size of the masking module's read page. */
-const READ_BUFFER_SIZE = 64 * 1024
+import { maskingReadBuffer, READ_REGION } from './mask.js'
 
 /** Called with the bytes of one read, valid only during the call. Returning false stops reading. */
 export type DirectReadCallback = (this: Socket, length: number, buffer: Buffer) => boolean
@@ -113,9 +110,10 @@ const onreadKeys = findOnreadKeys()
 /**
  * Where the SIMD masking module is available, the buffer is a page of its
  * memory: payload bytes are unmasked where the kernel put them and copied
- * once, to their message (see `maskingReadBuffer`).
+ * once, to their message (see `maskingReadBuffer`). Elsewhere it is a plain
+ * buffer of the same size (64 KiB, what Node itself reads into).
  */
-const sharedReadBuffer = maskingReadBuffer ?? Buffer.allocUnsafe(READ_BUFFER_SIZE)
+const sharedReadBuffer = maskingReadBuffer ?? Buffer.allocUnsafe(READ_REGION)
 
 function handleOf (socket: Socket): StreamHandle | null | undefined {
   return (socket as unknown as { _handle?: StreamHandle | null })._handle

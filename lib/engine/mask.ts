@@ -30,9 +30,10 @@ const WINDOW = 4 * 65536
  * (`maskingReadBuffer`): payload bytes read into it are unmasked where they
  * lie, so a masked payload costs one copy (to its message buffer) instead of
  * three (read buffer to message buffer, into the window, back). 64 KiB, the
- * size of direct-read.ts's buffer, which this page then is.
+ * size Node itself asks libuv to read into; direct-read.ts sizes its
+ * buffer by it where the module is unavailable.
  */
-const READ_REGION = 65536
+export const READ_REGION = 65536
 
 // The module is assembled here from named opcodes (WebAssembly core spec,
 // binary format), so every section and body length is computed, never
