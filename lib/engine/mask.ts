@@ -159,38 +159,60 @@ export const simdMasking = simdMask !== undefined
  */
 export const maskingReadBuffer: Buffer | undefined = simdBuffer === undefined ? undefined : Buffer.from(simdBuffer, WINDOW, READ_REGION)
 
-/** The key rotated to start at payload byte `offset`, as a little-endian word. */
-function keyWord (mask: Uint8Array, offset: number): number {
-  const k = offset & 3
-  return mask[k] | (mask[(k + 1) & 3] << 8) | (mask[(k + 2) & 3] << 16) | (mask[(k + 3) & 3] << 24)
+/**
+ * A masking key as one little-endian 32-bit word: octet 0 of the key in the
+ * low byte. A parser keeps the key of the frame being read in this form, a
+ * number, rather than in a 4-byte Buffer of its own (about 100 bytes of
+ * heap per connection).
+ */
+export function maskWord (mask: Uint8Array): number {
+  return mask[0] | (mask[1] << 8) | (mask[2] << 16) | (mask[3] << 24)
 }
 
+/** The key word rotated to start at payload byte `offset`. */
+function rotate (key: number, offset: number): number {
+  const shift = (offset & 3) << 3
+  return shift === 0 ? key : (key >>> shift) | (key << (32 - shift))
+}
+
+/** Octet `offset MOD 4` of the key word. */
+function keyByte (key: number, offset: number): number {
+  return (key >>> ((offset & 3) << 3)) & 0xff
+}
+
+/** Unmasks (or masks) `data` in place with the 4-byte key `mask`; `offset` payload bytes came before `data`. */
 export function applyMask (data: Uint8Array, mask: Uint8Array, offset: number): void {
+  applyMaskWord(data, maskWord(mask), offset)
+}
+
+/** `applyMask` with the key as a word (`maskWord`). */
+export function applyMaskWord (data: Uint8Array, key: number, offset: number): void {
   const length = data.length
   let i = 0
   if (length >= SIMD_THRESHOLD && simdMask !== undefined) {
     const memory = simdMemory!
-    const key = keyWord(mask, offset)
+    const rotated = rotate(key, offset)
     // Whole 16-byte blocks; a window is a multiple of 16, so the key's
     // rotation is the same in every window.
     const blocks = length & ~15
     if (data.buffer === simdBuffer) {
       // Already in the module's memory (the read buffer): no copies.
-      simdMask(data.byteOffset, blocks, key)
+      simdMask(data.byteOffset, blocks, rotated)
       i = blocks
     }
     while (i < blocks) {
       const n = blocks - i < WINDOW ? blocks - i : WINDOW
       memory.set(data.subarray(i, i + n), 0)
-      simdMask(0, n, key)
+      simdMask(0, n, rotated)
       data.set(memory.subarray(0, n), i)
       i += n
     }
   } else if (length < WORD_THRESHOLD || !LITTLE_ENDIAN) {
-    const m0 = mask[offset & 3]
-    const m1 = mask[(offset + 1) & 3]
-    const m2 = mask[(offset + 2) & 3]
-    const m3 = mask[(offset + 3) & 3]
+    const rotated = rotate(key, offset)
+    const m0 = rotated & 0xff
+    const m1 = (rotated >>> 8) & 0xff
+    const m2 = (rotated >>> 16) & 0xff
+    const m3 = rotated >>> 24
     for (const end = length - 3; i < end; i += 4) {
       data[i] ^= m0
       data[i + 1] ^= m1
@@ -199,49 +221,50 @@ export function applyMask (data: Uint8Array, mask: Uint8Array, offset: number): 
     }
   } else {
     const lead = (4 - (data.byteOffset & 3)) & 3
-    for (; i < lead; i++) data[i] ^= mask[(offset + i) & 3]
+    for (; i < lead; i++) data[i] ^= keyByte(key, offset + i)
     const words = (length - i) >>> 2
-    const key = keyWord(mask, offset + i)
+    const rotated = rotate(key, offset + i)
     const view = new Uint32Array(data.buffer, data.byteOffset + i, words)
-    for (let w = 0; w < words; w++) view[w] ^= key
+    for (let w = 0; w < words; w++) view[w] ^= rotated
     i += words << 2
   }
-  for (; i < length; i++) data[i] ^= mask[(offset + i) & 3]
+  for (; i < length; i++) data[i] ^= keyByte(key, offset + i)
 }
 
 /**
  * Copies `source[sourceStart..sourceEnd)` to `target` at `targetStart`,
- * unmasking on the way (`offset`: payload bytes before this piece). For large
+ * unmasking on the way with the key word `key` (`maskWord`; `offset`:
+ * payload bytes before this piece). For large
  * pieces this saves a pass over memory against a copy followed by
  * `applyMask`: the bytes go through the SIMD module's memory on their way
  * from the socket's chunk to the message buffer. A source in
  * `maskingReadBuffer` is unmasked where it lies and then copied: its bytes
  * there are left unmasked.
  */
-export function copyMasked (source: Uint8Array, sourceStart: number, sourceEnd: number, target: Uint8Array, targetStart: number, mask: Uint8Array, offset: number): void {
+export function copyMasked (source: Uint8Array, sourceStart: number, sourceEnd: number, target: Uint8Array, targetStart: number, key: number, offset: number): void {
   const length = sourceEnd - sourceStart
   if (length < SIMD_THRESHOLD || simdMask === undefined) {
     target.set(source.subarray(sourceStart, sourceEnd), targetStart)
-    applyMask(target.subarray(targetStart, targetStart + length), mask, offset)
+    applyMaskWord(target.subarray(targetStart, targetStart + length), key, offset)
     return
   }
   const memory = simdMemory!
-  const key = keyWord(mask, offset)
+  const rotated = rotate(key, offset)
   const blocks = length & ~15
   let i = 0
   if (source.buffer === simdBuffer) {
     // The read buffer lies in the module's memory: unmask the bytes where
     // they are (the reader is done with them), then one copy out.
-    simdMask(source.byteOffset + sourceStart, blocks, key)
+    simdMask(source.byteOffset + sourceStart, blocks, rotated)
     target.set(source.subarray(sourceStart, sourceStart + blocks), targetStart)
     i = blocks
   }
   while (i < blocks) {
     const n = blocks - i < WINDOW ? blocks - i : WINDOW
     memory.set(source.subarray(sourceStart + i, sourceStart + i + n), 0)
-    simdMask(0, n, key)
+    simdMask(0, n, rotated)
     target.set(memory.subarray(0, n), targetStart + i)
     i += n
   }
-  for (; i < length; i++) target[targetStart + i] = source[sourceStart + i] ^ mask[(offset + i) & 3]
+  for (; i < length; i++) target[targetStart + i] = source[sourceStart + i] ^ keyByte(key, offset + i)
 }

@@ -20,8 +20,8 @@
 import { Buffer } from 'node:buffer'
 import { isValidCloseCode } from './close-codes.js'
 import { ErrorCodes, wsError, type WebSocketError } from './errors.js'
-import { applyMask, copyMasked } from './mask.js'
-import { Utf8Validator, isValidUtf8 } from './utf8.js'
+import { applyMaskWord, copyMasked } from './mask.js'
+import { UTF8_ACCEPT, UTF8_REJECT, isValidUtf8, validateUtf8Chunk } from './utf8.js'
 
 export const Opcode = {
   CONTINUATION: 0x0,
@@ -73,8 +73,8 @@ const ASSEMBLE_THRESHOLD = 16 * 1024
 
 export class FrameParser {
   private readonly handler: FrameHandler
-  private readonly maxPayload: number
-  private readonly maxFragments: number
+  /** maxPayload and maxFragments: the options object itself, which a connection shares with the others of its route. */
+  private readonly limits: ParserOptions
   /** Whether frames must be masked (the server role) or must not be (the client role). */
   private readonly masked: boolean
 
@@ -91,13 +91,16 @@ export class FrameParser {
   private opcode = 0
   private payloadLength = 0
   private payloadRead = 0
-  private readonly mask = Buffer.allocUnsafe(4)
+  /** The frame's masking key as a word (`maskWord`). */
+  private maskKey = 0
   // The message being assembled (opcode 0 when none).
   private messageOpcode = 0
   private messageLength = 0
   private fragmentCount = 0
-  private readonly fragments: Buffer[] = []
-  private readonly utf8 = new Utf8Validator()
+  /** The pieces of a message received so far, when it is in more than one; created for such a message only. */
+  private fragments: Buffer[] | undefined
+  /** The UTF-8 validator's state over a text message so far (utf8.ts). */
+  private utf8State = UTF8_ACCEPT
   /** The payload of a large frame that spans socket reads, filled as they arrive. */
   private frameBuffer: Buffer | undefined
   /** While paused, input is kept but no frame is parsed (the owner awaits a handler). */
@@ -107,8 +110,7 @@ export class FrameParser {
 
   constructor (handler: FrameHandler, options: ParserOptions) {
     this.handler = handler
-    this.maxPayload = options.maxPayload
-    this.maxFragments = options.maxFragments
+    this.limits = options
     this.masked = options.role !== 'client'
   }
 
@@ -162,7 +164,7 @@ export class FrameParser {
     this.state = State.STOPPED
     this.view = EMPTY
     this.chunks.length = 0
-    this.fragments.length = 0
+    this.fragments = undefined
     this.frameBuffer = undefined
     this.buffered = 0
     this.offset = 0
@@ -259,11 +261,12 @@ export class FrameParser {
   /** The declared length is checked before any payload is buffered. */
   private checkLength (): boolean {
     if (this.opcode < Opcode.CLOSE) {
-      if (this.messageLength + this.payloadLength > this.maxPayload) {
-        return this.fail(ErrorCodes.MAX_PAYLOAD, `message exceeds maxPayload (${this.maxPayload} bytes)`, 1009)
+      const { maxPayload, maxFragments } = this.limits
+      if (this.messageLength + this.payloadLength > maxPayload) {
+        return this.fail(ErrorCodes.MAX_PAYLOAD, `message exceeds maxPayload (${maxPayload} bytes)`, 1009)
       }
-      if (++this.fragmentCount > this.maxFragments) {
-        return this.fail(ErrorCodes.TOO_MANY_FRAGMENTS, `message exceeds maxFragments (${this.maxFragments} frames)`, 1009)
+      if (++this.fragmentCount > maxFragments) {
+        return this.fail(ErrorCodes.TOO_MANY_FRAGMENTS, `message exceeds maxFragments (${maxFragments} frames)`, 1009)
       }
     }
     this.state = State.MASK
@@ -275,7 +278,7 @@ export class FrameParser {
     if (this.masked) {
       if (this.buffered < 4) return false
       const at = this.take(4)
-      this.view.copy(this.mask, 0, at, at + 4)
+      this.maskKey = this.view.readInt32LE(at)
     }
     this.view = EMPTY
     this.payloadRead = 0
@@ -307,8 +310,11 @@ export class FrameParser {
     const frameDone = this.payloadRead === this.payloadLength
     const messageDone = frameDone && this.fin
 
-    if (this.messageOpcode === Opcode.TEXT && !this.utf8.write(piece, messageDone)) {
-      return this.fail(ErrorCodes.INVALID_UTF8, 'invalid UTF-8 in a text message', 1007)
+    if (this.messageOpcode === Opcode.TEXT) {
+      const state = this.utf8State = validateUtf8Chunk(this.utf8State, piece)
+      if (state === UTF8_REJECT || (messageDone && state !== UTF8_ACCEPT)) {
+        return this.fail(ErrorCodes.INVALID_UTF8, 'invalid UTF-8 in a text message', 1007)
+      }
     }
 
     if (this.frameBuffer !== undefined) {
@@ -316,20 +322,25 @@ export class FrameParser {
       piece = this.frameBuffer
       this.frameBuffer = undefined
     }
-    if (messageDone && this.fragments.length === 0) {
+    const fragments = this.fragments
+    if (messageDone && fragments === undefined) {
       // The common case: a whole message in one piece, handed over as it is.
       this.state = State.INFO
       this.deliver(piece)
       return !this.stopped
     }
-    if (piece.length > 0) this.fragments.push(piece)
+    if (piece.length > 0) {
+      if (fragments === undefined) this.fragments = [piece]
+      else fragments.push(piece)
+    }
     this.messageLength += piece.length
     if (!frameDone) return false
     this.state = State.INFO
     if (messageDone) {
-      const data = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments, this.messageLength)
-      this.fragments.length = 0
-      this.deliver(data)
+      // Not undefined: a message whose pieces are all empty left above.
+      const pieces = this.fragments!
+      this.fragments = undefined
+      this.deliver(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, this.messageLength))
     }
     return !this.stopped
   }
@@ -366,7 +377,7 @@ export class FrameParser {
     this.messageOpcode = 0
     this.messageLength = 0
     this.fragmentCount = 0
-    this.utf8.reset()
+    this.utf8State = UTF8_ACCEPT
     this.handler.onMessage(data, isBinary)
   }
 
@@ -415,11 +426,11 @@ export class FrameParser {
       if (head === this.volatileChunk) {
         // The read buffer is reused after this write: the payload gets its own memory.
         out = Buffer.allocUnsafe(n)
-        if (unmask) copyMasked(head, this.offset, this.offset + n, out, 0, this.mask, this.payloadRead)
+        if (unmask) copyMasked(head, this.offset, this.offset + n, out, 0, this.maskKey, this.payloadRead)
         else head.copy(out, 0, this.offset, this.offset + n)
       } else {
         out = this.offset === 0 && n === head.length ? head : head.subarray(this.offset, this.offset + n)
-        if (unmask) applyMask(out, this.mask, this.payloadRead)
+        if (unmask) applyMaskWord(out, this.maskKey, this.payloadRead)
       }
       if (n === available) {
         this.chunks.shift()
@@ -445,7 +456,7 @@ export class FrameParser {
       const head = this.chunks[0]
       const available = head.length - this.offset
       const count = available < n - written ? available : n - written
-      if (unmask) copyMasked(head, this.offset, this.offset + count, target, targetStart + written, this.mask, this.payloadRead + written)
+      if (unmask) copyMasked(head, this.offset, this.offset + count, target, targetStart + written, this.maskKey, this.payloadRead + written)
       else head.copy(target, targetStart + written, this.offset, this.offset + count)
       written += count
       if (count === available) {

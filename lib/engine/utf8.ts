@@ -16,8 +16,12 @@
  */
 import { isUtf8 } from 'node:buffer'
 
-const ACCEPT = 0
-const REJECT = 12
+/** The validator's state between characters, and at the start of a stream. */
+export const UTF8_ACCEPT = 0
+/** The state after a byte that cannot be part of valid UTF-8; nothing that follows changes it. */
+export const UTF8_REJECT = 12
+const ACCEPT = UTF8_ACCEPT
+const REJECT = UTF8_REJECT
 
 // prettier-ignore
 const BYTE_CLASS = new Uint8Array([
@@ -51,6 +55,18 @@ function step (state: number, data: Uint8Array, start: number, end: number): num
   return state
 }
 
+/**
+ * Feeds the next bytes of a stream to the validator in state `state`
+ * (`UTF8_ACCEPT` to start) and returns the new state: `UTF8_REJECT` as soon
+ * as they cannot be valid UTF-8, `UTF8_ACCEPT` when they end on a character
+ * boundary, another state inside a character. The parser keeps this number
+ * per connection instead of a `Utf8Validator` object.
+ */
+export function validateUtf8Chunk (state: number, data: Uint8Array): number {
+  if (state === ACCEPT && data.length >= 16 && isUtf8(data)) return ACCEPT
+  return step(state, data, 0, data.length)
+}
+
 export class Utf8Validator {
   private state = ACCEPT
 
@@ -60,8 +76,7 @@ export class Utf8Validator {
    * unfinished sequence at the end is invalid too.
    */
   write (data: Uint8Array, last: boolean): boolean {
-    if (this.state === ACCEPT && data.length >= 16 && isUtf8(data)) return true
-    this.state = step(this.state, data, 0, data.length)
+    this.state = validateUtf8Chunk(this.state, data)
     if (this.state === REJECT) return false
     return !last || this.state === ACCEPT
   }

@@ -4,7 +4,7 @@
  * index i modulo 4 of the masking key"), written as a plain byte loop.
  */
 import t from 'tap'
-import { applyMask, copyMasked, maskingReadBuffer, simdMasking } from '../../lib/engine/mask.js'
+import { applyMask, applyMaskWord, copyMasked, maskWord, maskingReadBuffer, simdMasking } from '../../lib/engine/mask.js'
 import { prng, randomBytes } from '../helpers/random.js'
 
 function naiveMask (data: Uint8Array, mask: Uint8Array, offset: number): Uint8Array {
@@ -122,6 +122,23 @@ t.test('the RFC 6455 §5.7 example: "Hello" with key 37 fa 21 3d', async t => {
   t.same([...data], [0x7f, 0x9f, 0x4d, 0x51, 0x58])
 })
 
+t.test('maskWord holds octet 0 of the key in the low byte; applyMaskWord with it equals applyMask', async t => {
+  const mask = Buffer.from([0x37, 0xfa, 0x21, 0x3d])
+  t.equal(maskWord(mask), 0x3d21fa37 | 0)
+  t.equal(maskWord(Buffer.from([0xff, 0xff, 0xff, 0xff])), -1, 'a signed 32-bit integer, as readInt32LE gives it')
+  const random = prng(31)
+  for (const length of [0, 1, 5, 127, 128, 129, 255, 256, 257, 4099]) {
+    for (let offset = 0; offset < 4; offset++) {
+      const key = randomBytes(random, 4)
+      const data = randomBytes(random, length)
+      const other = Buffer.from(data)
+      applyMask(data, key, offset)
+      applyMaskWord(other, key.readInt32LE(0), offset)
+      t.ok(data.equals(other), `length ${length}, offset ${offset}`)
+    }
+  }
+})
+
 t.test('a zero key leaves the data as it is', async t => {
   const data = randomBytes(prng(9), 100)
   const copy = Buffer.from(data)
@@ -161,7 +178,7 @@ t.test('copyMasked copies and unmasks in one go, equal to a copy and the byte lo
     for (const offset of [0, 1, 2, 3]) {
       const source = randomBytes(random, length + 7)
       const target = Buffer.alloc(length + 9, 0xee)
-      copyMasked(source, 3, 3 + length, target, 5, mask, offset)
+      copyMasked(source, 3, 3 + length, target, 5, maskWord(mask), offset)
       const wanted = naiveMask(source.subarray(3, 3 + length), mask, offset)
       t.ok(equal(target.subarray(5, 5 + length), wanted), `length ${length}, offset ${offset}`)
       t.ok(target.subarray(0, 5).every(b => b === 0xee) && target.subarray(5 + length).every(b => b === 0xee), 'nothing outside the range is touched')
@@ -194,7 +211,7 @@ t.test('maskingReadBuffer: 64 KiB of the SIMD module\'s memory, unmasked in plac
         region.set(content)
         const target = randomBytes(random, length + 10)
         const targetBefore = Buffer.from(target)
-        copyMasked(region, start, start + length, target, 5, mask, offset)
+        copyMasked(region, start, start + length, target, 5, maskWord(mask), offset)
         if (!equal(target.subarray(5, 5 + length), wanted)) failures.push(`copyMasked: length ${length}, start ${start}, offset ${offset}`)
         if (!target.subarray(0, 5).equals(targetBefore.subarray(0, 5)) || !target.subarray(5 + length).equals(targetBefore.subarray(5 + length))) {
           failures.push(`copyMasked: length ${length}, start ${start}: target bytes outside the piece changed`)

@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer'
 import t from 'tap'
-import { Utf8Validator, isValidUtf8 } from '../../lib/engine/utf8.js'
+import { UTF8_ACCEPT, UTF8_REJECT, Utf8Validator, isValidUtf8, validateUtf8Chunk } from '../../lib/engine/utf8.js'
 import { prng } from '../helpers/random.js'
 
 const hex = (data: Uint8Array): string => Buffer.from(data).toString('hex')
@@ -233,6 +233,19 @@ t.test('reset() starts a new stream', async t => {
   t.notOk(v.write(Buffer.from([0xff]), false))
   v.reset()
   t.ok(v.write(Buffer.from('again'), true))
+})
+
+t.test('validateUtf8Chunk: the state as a number, as the parser keeps it', async t => {
+  const euro = Buffer.from('€')
+  t.equal(validateUtf8Chunk(UTF8_ACCEPT, Buffer.from('plain')), UTF8_ACCEPT, 'whole characters end in ACCEPT')
+  const inside = validateUtf8Chunk(UTF8_ACCEPT, euro.subarray(0, 2))
+  t.not(inside, UTF8_ACCEPT, 'inside a character: neither ACCEPT…')
+  t.not(inside, UTF8_REJECT, '…nor REJECT')
+  t.equal(validateUtf8Chunk(inside, euro.subarray(2)), UTF8_ACCEPT, 'the state carries the character across chunks')
+  t.equal(validateUtf8Chunk(inside, Buffer.from('a long ASCII run of more than sixteen bytes')), UTF8_REJECT, 'an unfinished character followed by ASCII')
+  t.equal(validateUtf8Chunk(UTF8_ACCEPT, Buffer.from([0xc0, 0x80])), UTF8_REJECT, 'an overlong form')
+  t.equal(validateUtf8Chunk(UTF8_REJECT, Buffer.from('ok')), UTF8_REJECT, 'nothing leaves REJECT')
+  t.equal(validateUtf8Chunk(UTF8_REJECT, Buffer.alloc(0)), UTF8_REJECT, 'not even nothing')
 })
 
 t.test('isValidUtf8 on whole buffers, short and long', async t => {
