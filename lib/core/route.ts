@@ -100,7 +100,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     }
     const protocol = selectProtocol(upgrade.protocols, this.protocols, request)
     socket.write(acceptResponse(upgrade.key, protocol))
-    const ws = new RouteSocket(socket as Socket, this, request, this.logger(request), { ...this.connectionOptions, protocol })
+    const ws = new RouteSocket(socket as Socket, this, request, this.logger(request), this.connectionOptions, protocol)
     this.registry.add(ws)
     const open = this.handlers.open
     if (open === undefined) {

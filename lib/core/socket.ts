@@ -12,18 +12,20 @@ export class RouteSocket<TRequest = unknown> extends Connection {
   keptRequest: TRequest | undefined
   /** @internal Whether `releaseRequest()` let the request go. */
   requestReleased = false
-  /** @internal */
-  readonly route: RouteRunner<TRequest>
   /** @internal The route's logger for this socket, taken from the request at the 101 so it outlives the request. */
   readonly log: RouteLogger
   /** Invalid inbound messages on a JSON route (bad JSON, schema mismatch, unknown type, binary), whatever the policy did with them. */
   invalidMessages = 0
 
-  constructor (socket: Socket, route: RouteRunner<TRequest>, request: TRequest, log: RouteLogger, options: ConnectionOptions) {
-    super(socket, route, options)
-    this.route = route
+  constructor (socket: Socket, route: RouteRunner<TRequest>, request: TRequest, log: RouteLogger, options: ConnectionOptions, protocol: string) {
+    super(socket, route, options, protocol)
     this.keptRequest = request
     this.log = log
+  }
+
+  /** @internal The route that serves this socket: the connection's handler, not kept twice. */
+  get route (): RouteRunner<TRequest> {
+    return this.handler as RouteRunner<TRequest>
   }
 
   /** The request that opened the connection; see `WebSocket.request`. */

@@ -95,6 +95,42 @@ export const DEFAULT_MAX_FRAGMENTS = 65536
 export const DEFAULT_CLOSE_TIMEOUT = 5000
 export const DEFAULT_IDLE_TIMEOUT = 120
 
+/**
+ * The limits of `ConnectionOptions` with their defaults applied. Resolved
+ * once per options object and shared by every connection made with it (a
+ * route's connections all are), rather than copied into each: five fields
+ * less per connection. An options object is read when its first connection
+ * is made; changing it afterwards changes nothing.
+ */
+interface ConnectionSettings {
+  readonly maxPayload: number
+  readonly maxFragments: number
+  readonly closeTimeout: number
+  readonly maxBackpressure: number
+  readonly backpressurePolicy: BackpressurePolicy
+  readonly idleTimeoutMs: number
+  readonly directReads: boolean
+}
+
+const settingsByOptions = new WeakMap<ConnectionOptions, ConnectionSettings>()
+
+function settingsOf (options: ConnectionOptions): ConnectionSettings {
+  let settings = settingsByOptions.get(options)
+  if (settings === undefined) {
+    settings = {
+      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+      closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+      maxBackpressure: options.maxBackpressure ?? Infinity,
+      backpressurePolicy: options.backpressurePolicy ?? 'close',
+      idleTimeoutMs: (options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) * 1000,
+      directReads: options.directReads ?? true,
+    }
+    settingsByOptions.set(options, settings)
+  }
+  return settings
+}
+
 const kConnection = Symbol('wsroutes.connection')
 type OwnedSocket = Socket & { [kConnection]?: Connection }
 
@@ -158,11 +194,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
   readonly handler: ConnectionHandler
   /** @internal */
   readonly writer: FrameWriter
-  private readonly closeTimeout: number
-  private readonly maxBackpressure: number
-  private readonly backpressurePolicy: BackpressurePolicy
-  private readonly idleTimeoutMs: number
-  private readonly directReads: boolean
+  private readonly settings: ConnectionSettings
   /** Whether this socket is read directly (`directReads`) rather than through 'data' events. */
   readingDirectly = false
   private heartbeat: HeartbeatGroup | undefined
@@ -188,19 +220,17 @@ export class Connection implements FrameHandler, HeartbeatMember {
   /** @internal */
   closeTimer: NodeJS.Timeout | undefined
 
-  constructor (socket: Socket, handler: ConnectionHandler, options: ConnectionOptions = {}) {
+  /**
+   * `protocol` is the negotiated subprotocol (default `options.protocol`),
+   * given apart so that connections can share one options object and its
+   * resolved limits.
+   */
+  constructor (socket: Socket, handler: ConnectionHandler, options: ConnectionOptions = {}, protocol = options.protocol ?? '') {
     this.socket = socket
     this.handler = handler
-    this.protocol = options.protocol ?? ''
-    this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
-    this.maxBackpressure = options.maxBackpressure ?? Infinity
-    this.backpressurePolicy = options.backpressurePolicy ?? 'close'
-    this.idleTimeoutMs = (options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) * 1000
-    this.directReads = options.directReads ?? true
-    this.parser = new FrameParser(this, {
-      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-      maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
-    })
+    this.protocol = protocol
+    const settings = this.settings = settingsOf(options)
+    this.parser = new FrameParser(this, settings)
     this.writer = new FrameWriter(socket)
     this.socket[kConnection] = this
     // Closing and errors are watched from the start, so a peer that leaves
@@ -226,10 +256,11 @@ export class Connection implements FrameHandler, HeartbeatMember {
     socket.setNoDelay?.(true)
     // After a close frame or a protocol error the parser ignores its input,
     // but the socket is still read so the peer's FIN is seen.
-    this.readingDirectly = this.directReads && readDirectly(socket, socketOnDirectRead)
+    this.readingDirectly = this.settings.directReads && readDirectly(socket, socketOnDirectRead)
     if (!this.readingDirectly) socket.on('data', socketOnData)
     socket.on('drain', socketOnDrain)
-    if (this.idleTimeoutMs > 0) this.heartbeat = watchIdle(this, this.idleTimeoutMs)
+    const idleTimeoutMs = this.settings.idleTimeoutMs
+    if (idleTimeoutMs > 0) this.heartbeat = watchIdle(this, idleTimeoutMs)
     if (head !== undefined && head.length > 0) this.parser.write(head)
     if (this.readingDirectly) {
       // Bytes that arrived while the upgrade was being decided sit in the
@@ -252,8 +283,9 @@ export class Connection implements FrameHandler, HeartbeatMember {
    */
   send (data: string | Buffer | ArrayBufferView | ArrayBuffer, options?: SendOptions): SendStatus {
     if (this.readyState !== ReadyState.OPEN || !this.socket.writable) return SendStatus.DROPPED
-    if (this.writer.bufferedAmount > this.maxBackpressure) {
-      if (this.backpressurePolicy === 'drop') {
+    const settings = this.settings
+    if (this.writer.bufferedAmount > settings.maxBackpressure) {
+      if (settings.backpressurePolicy === 'drop') {
         this.droppedMessages++
         return SendStatus.DROPPED
       }
@@ -340,7 +372,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
       // the peer reads it. Half-close, and read until its FIN.
       this.socket.end()
     }
-    if (this.closeTimer === undefined) this.closeTimer = setTimeout(closeTimeoutExpired, this.closeTimeout, this)
+    if (this.closeTimer === undefined) this.closeTimer = setTimeout(closeTimeoutExpired, this.settings.closeTimeout, this)
   }
 
   /** @internal The socket is gone: report the close once. */
@@ -393,7 +425,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
       this.idleTicks = 0
       return
     }
-    this.reportError(wsError(ErrorCodes.IDLE_TIMEOUT, `no frame from the peer for ${this.idleTimeoutMs / 1000} s, ping unanswered`))
+    this.reportError(wsError(ErrorCodes.IDLE_TIMEOUT, `no frame from the peer for ${this.settings.idleTimeoutMs / 1000} s, ping unanswered`))
     this.terminate()
   }
 
