@@ -6,12 +6,18 @@ import { ReadyState } from '../engine/connection.js'
 import type { RouteSocket } from './socket.js'
 
 export class SocketRegistry {
-  private readonly sockets = new Set<RouteSocket<any>>()
+  /**
+   * The sockets in no order; each knows its index, so one leaves by the last
+   * taking its place. Not a Set, for the reason heartbeat.ts gives: a hash
+   * table V8 rebuilds as sockets come and go leaves copies behind that keep
+   * short-lived connections alive through scavenges.
+   */
+  private readonly sockets: Array<RouteSocket<any>> = []
   private emptied: (() => void) | undefined
   private shuttingDown = false
 
   get size (): number {
-    return this.sockets.size
+    return this.sockets.length
   }
 
   /** Whether `closeAll` has begun: upgrades still in flight must be refused, not added. */
@@ -19,15 +25,35 @@ export class SocketRegistry {
     return this.shuttingDown
   }
 
+  private has (socket: RouteSocket<any>): boolean {
+    const slot = socket.registrySlot
+    return slot >= 0 && this.sockets[slot] === socket
+  }
+
   add (socket: RouteSocket<any>): void {
-    this.sockets.add(socket)
+    if (this.has(socket)) return
+    socket.registrySlot = this.sockets.length
+    this.sockets.push(socket)
   }
 
   delete (socket: RouteSocket<any>): void {
-    this.sockets.delete(socket)
-    if (this.sockets.size === 0 && this.emptied !== undefined) this.emptied()
+    if (!this.has(socket)) return
+    const sockets = this.sockets
+    const slot = socket.registrySlot
+    const last = sockets.pop()!
+    if (last !== socket) {
+      sockets[slot] = last
+      last.registrySlot = slot
+    }
+    socket.registrySlot = -1
+    if (sockets.length === 0 && this.emptied !== undefined) this.emptied()
   }
 
+  /**
+   * The open sockets, in no particular order. A socket leaves at its
+   * 'close' event, never during a synchronous loop over them; one that
+   * closes meanwhile may still be visited (its sends are dropped).
+   */
   [Symbol.iterator] (): IterableIterator<RouteSocket<any>> {
     return this.sockets.values()
   }
@@ -41,10 +67,11 @@ export class SocketRegistry {
   async closeAll (reason: string, timeout: number, preClose?: PreClose, onError?: (error: unknown) => void): Promise<void> {
     this.shuttingDown = true
     if (preClose !== undefined) await this.runPreClose(preClose, timeout, onError)
-    for (const socket of this.sockets) {
+    // Copies: a socket may leave as soon as it is closed (an in-process one).
+    for (const socket of this.sockets.slice()) {
       if (socket.readyState === ReadyState.OPEN) socket.close(CloseCodes.GOING_AWAY, reason)
     }
-    if (this.sockets.size === 0) return
+    if (this.sockets.length === 0) return
     let timer: NodeJS.Timeout | undefined
     await new Promise<void>(resolve => {
       this.emptied = resolve
@@ -52,7 +79,7 @@ export class SocketRegistry {
     })
     clearTimeout(timer)
     this.emptied = undefined
-    for (const socket of this.sockets) socket.terminate()
+    for (const socket of this.sockets.slice()) socket.terminate()
   }
 
   private async runPreClose (preClose: PreClose, timeout: number, onError = (_error: unknown): void => {}): Promise<void> {

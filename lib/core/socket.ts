@@ -14,6 +14,8 @@ export class RouteSocket<TRequest = unknown> extends Connection {
   requestReleased = false
   /** @internal The route's logger for this socket, taken from the request at the 101 so it outlives the request. */
   readonly log: RouteLogger
+  /** @internal This socket's place in its registry (-1: in none). */
+  registrySlot = -1
   /** Invalid inbound messages on a JSON route (bad JSON, schema mismatch, unknown type, binary), whatever the policy did with them. */
   invalidMessages = 0
 

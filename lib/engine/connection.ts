@@ -202,6 +202,8 @@ export class Connection implements FrameHandler, HeartbeatMember {
   activity = false
   /** @internal */
   idleTicks = 0
+  /** @internal This connection's place in its heartbeat group. */
+  heartbeatSlot = -1
   /** @internal Reading is paused by the owner: silence is ours, not the peer's. */
   readingPaused = false
 

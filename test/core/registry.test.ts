@@ -48,13 +48,30 @@ t.test('add, delete, size and iteration', async t => {
   const a = fake(registry)
   const b = fake(registry)
   t.equal(registry.size, 2)
-  t.same([...registry], [a, b], 'iterates in insertion order')
+  t.same([...registry], [a, b], 'iterates its sockets')
   registry.add(a as unknown as RouteSocket)
   t.equal(registry.size, 2, 'adding twice keeps one entry')
   registry.delete(a as unknown as RouteSocket)
   t.same([...registry], [b])
   registry.delete(a as unknown as RouteSocket)
   t.equal(registry.size, 1, 'deleting twice is harmless')
+})
+
+t.test('sockets leave from any place and the others stay, each once', async t => {
+  const registry = new SocketRegistry()
+  const sockets = Array.from({ length: 8 }, () => fake(registry))
+  // First, last, middle, then the one that took the first's place.
+  const gone = [sockets[0], sockets[7], sockets[3], sockets[6]]
+  for (const socket of gone) registry.delete(socket as unknown as RouteSocket)
+  const left = sockets.filter(socket => !gone.includes(socket))
+  t.equal(registry.size, left.length)
+  t.same(new Set(registry), new Set(left))
+  t.equal([...registry].length, left.length, 'no socket twice')
+  registry.add(sockets[0] as unknown as RouteSocket)
+  t.same(new Set(registry), new Set([...left, sockets[0]]), 'a socket can come back')
+  for (const socket of [...registry]) registry.delete(socket)
+  t.equal(registry.size, 0)
+  t.same([...registry], [])
 })
 
 t.test('closeAll with no sockets resolves at once', async t => {

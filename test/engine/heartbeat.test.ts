@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { Connection, checkUpgradeRequest, acceptResponse, type ConnectionHandler } from '../../lib/engine/index.js'
+import { watchIdle } from '../../lib/engine/heartbeat.js'
 
 interface Seen { closes: number[], errors: string[], pings: number }
 
@@ -77,4 +78,54 @@ t.test('idleTimeout 0 turns the heartbeat off', async t => {
   const bytes = Buffer.concat(received)
   t.equal(bytes.length, bytes.indexOf('\r\n\r\n') + 4, 'nothing but the 101 was sent')
   t.same(seen.closes, [])
+})
+
+/** A member that records what the group did to it, and leaves its group when dropped (at once, inside the sweep). */
+class FakeMember {
+  activity = false
+  idleTicks = 0
+  heartbeatSlot = -1
+  pings = 0
+  expiries = 0
+  group: ReturnType<typeof watchIdle> | undefined
+  constructor (readonly name: string) {}
+  heartbeatPing (): void { this.pings++ }
+  heartbeatExpired (): void {
+    this.expiries++
+    this.group?.remove(this)
+  }
+}
+
+t.test('a group keeps its members through removals from anywhere in it, and sweeps each once per tick', async t => {
+  // 40 ms timeout: a tick every 10 ms, a ping at the second quiet tick, the drop at the fourth.
+  const timeoutMs = 40
+  const members = Array.from({ length: 12 }, (_, i) => new FakeMember(`m${i}`))
+  const group = members.map(member => (member.group = watchIdle(member, timeoutMs)))[0]
+  t.ok(members.every(member => watchIdle(member, timeoutMs) === group), 'one group per timeout; adding a member twice keeps one place')
+  t.equal(group.members.length, 12)
+  // First, last, middle, and the one that moved into the first's place.
+  const removed = new Set([members[0], members[11], members[5], members[10]])
+  for (const member of removed) group.remove(member)
+  group.remove(members[0])
+  const kept = members.filter(member => !removed.has(member))
+  t.same(new Set(group.members), new Set(kept), 'the others are still members, each once')
+  t.ok(group.members.every((member, slot) => member.heartbeatSlot === slot), 'every member knows its place')
+  t.ok([...removed].every(member => member.heartbeatSlot === -1))
+  // kept[0] keeps showing activity; the others go quiet.
+  const active = kept[0]
+  const busy = setInterval(() => { active.activity = true }, 2)
+  t.teardown(() => clearInterval(busy))
+  await new Promise(resolve => setTimeout(resolve, timeoutMs * 1.9))
+  clearInterval(busy)
+  for (const member of kept.slice(1)) {
+    t.equal(member.pings, 1, `${member.name}: one ping at the second quiet tick`)
+    t.equal(member.expiries, 1, `${member.name}: dropped at the fourth, leaving the group while it was swept`)
+  }
+  t.same(group.members, [active], 'the active member is the one left')
+  t.equal(active.pings + active.expiries, 0, 'an active member is neither pinged nor dropped')
+  t.ok([...removed].every(member => member.pings + member.expiries === 0), 'removed members are never swept')
+  group.remove(active)
+  t.equal(group.members.length, 0)
+  t.not(watchIdle(active, timeoutMs), group, 'an emptied group is gone; the next member starts a new one')
+  watchIdle(active, timeoutMs).remove(active)
 })
