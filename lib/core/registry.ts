@@ -3,21 +3,17 @@
  */
 import { CloseCodes } from '../engine/close-codes.js'
 import { ReadyState } from '../engine/connection.js'
+import { SlotList } from '../engine/slot-list.js'
 import type { RouteSocket } from './socket.js'
 
 export class SocketRegistry {
-  /**
-   * The sockets in no order; each knows its index, so one leaves by the last
-   * taking its place. Not a Set, for the reason heartbeat.ts gives: a hash
-   * table V8 rebuilds as sockets come and go leaves copies behind that keep
-   * short-lived connections alive through scavenges.
-   */
-  private readonly sockets: Array<RouteSocket<any>> = []
+  /** Not a Set: see slot-list.ts. */
+  private readonly sockets = new SlotList<RouteSocket<any>, 'registrySlot'>('registrySlot')
   private emptied: (() => void) | undefined
   private shuttingDown = false
 
   get size (): number {
-    return this.sockets.length
+    return this.sockets.size
   }
 
   /** Whether `closeAll` has begun: upgrades still in flight must be refused, not added. */
@@ -25,28 +21,12 @@ export class SocketRegistry {
     return this.shuttingDown
   }
 
-  private has (socket: RouteSocket<any>): boolean {
-    const slot = socket.registrySlot
-    return slot >= 0 && this.sockets[slot] === socket
-  }
-
   add (socket: RouteSocket<any>): void {
-    if (this.has(socket)) return
-    socket.registrySlot = this.sockets.length
-    this.sockets.push(socket)
+    this.sockets.add(socket)
   }
 
   delete (socket: RouteSocket<any>): void {
-    if (!this.has(socket)) return
-    const sockets = this.sockets
-    const slot = socket.registrySlot
-    const last = sockets.pop()!
-    if (last !== socket) {
-      sockets[slot] = last
-      last.registrySlot = slot
-    }
-    socket.registrySlot = -1
-    if (sockets.length === 0 && this.emptied !== undefined) this.emptied()
+    if (this.sockets.remove(socket) && this.sockets.size === 0 && this.emptied !== undefined) this.emptied()
   }
 
   /**
@@ -55,7 +35,7 @@ export class SocketRegistry {
    * closes meanwhile may still be visited (its sends are dropped).
    */
   [Symbol.iterator] (): IterableIterator<RouteSocket<any>> {
-    return this.sockets.values()
+    return this.sockets.items.values()
   }
 
   /**
@@ -68,10 +48,10 @@ export class SocketRegistry {
     this.shuttingDown = true
     if (preClose !== undefined) await this.runPreClose(preClose, timeout, onError)
     // Copies: a socket may leave as soon as it is closed (an in-process one).
-    for (const socket of this.sockets.slice()) {
+    for (const socket of this.sockets.items.slice()) {
       if (socket.readyState === ReadyState.OPEN) socket.close(CloseCodes.GOING_AWAY, reason)
     }
-    if (this.sockets.length === 0) return
+    if (this.sockets.size === 0) return
     let timer: NodeJS.Timeout | undefined
     await new Promise<void>(resolve => {
       this.emptied = resolve
@@ -79,7 +59,7 @@ export class SocketRegistry {
     })
     clearTimeout(timer)
     this.emptied = undefined
-    for (const socket of this.sockets.slice()) socket.terminate()
+    for (const socket of this.sockets.items.slice()) socket.terminate()
   }
 
   private async runPreClose (preClose: PreClose, timeout: number, onError = (_error: unknown): void => {}): Promise<void> {

@@ -20,21 +20,14 @@ export interface HeartbeatMember {
   heartbeatExpired (): void
 }
 
+import { SlotList } from './slot-list.js'
+
 const TICKS_PER_TIMEOUT = 4
 const PING_AT_TICK = 2
 
 class HeartbeatGroup {
-  /**
-   * The members in no order; each knows its index, so one leaves by the last
-   * taking its place. Not a Set: V8 rebuilds a Set's hash table every few
-   * additions while members come and go, and a table left behind in the old
-   * generation still points at the members it held. Until the next full
-   * collection every scavenge takes those pointers as roots, so nearly every
-   * short-lived connection was copied and promoted to the old generation
-   * (--trace-gc-nvp under a handshake load: about 700 bytes promoted per
-   * handshake for this set alone, and the scavenges' time with it).
-   */
-  readonly members: HeartbeatMember[] = []
+  /** Not a Set: see slot-list.ts. */
+  readonly members = new SlotList<HeartbeatMember, 'heartbeatSlot'>('heartbeatSlot')
   private readonly timer: NodeJS.Timeout
 
   constructor (readonly timeoutMs: number, private readonly groups: Map<number, HeartbeatGroup>) {
@@ -42,28 +35,12 @@ class HeartbeatGroup {
     this.timer.unref()
   }
 
-  has (member: HeartbeatMember): boolean {
-    const slot = member.heartbeatSlot
-    return slot >= 0 && this.members[slot] === member
-  }
-
   add (member: HeartbeatMember): void {
-    if (this.has(member)) return
-    member.heartbeatSlot = this.members.length
-    this.members.push(member)
+    this.members.add(member)
   }
 
   remove (member: HeartbeatMember): void {
-    if (!this.has(member)) return
-    const members = this.members
-    const slot = member.heartbeatSlot
-    const last = members.pop()!
-    if (last !== member) {
-      members[slot] = last
-      last.heartbeatSlot = slot
-    }
-    member.heartbeatSlot = -1
-    if (members.length === 0) {
+    if (this.members.remove(member) && this.members.size === 0) {
       clearInterval(this.timer)
       this.groups.delete(this.timeoutMs)
     }
@@ -71,8 +48,8 @@ class HeartbeatGroup {
 
   sweep (): void {
     // A copy: a ping or a drop may end a connection, and with it its place.
-    for (const member of this.members.slice()) {
-      if (!this.has(member)) continue
+    for (const member of this.members.items.slice()) {
+      if (!this.members.has(member)) continue
       if (member.activity) {
         member.activity = false
         member.idleTicks = 0

@@ -102,14 +102,14 @@ t.test('a group keeps its members through removals from anywhere in it, and swee
   const members = Array.from({ length: 12 }, (_, i) => new FakeMember(`m${i}`))
   const group = members.map(member => (member.group = watchIdle(member, timeoutMs)))[0]
   t.ok(members.every(member => watchIdle(member, timeoutMs) === group), 'one group per timeout; adding a member twice keeps one place')
-  t.equal(group.members.length, 12)
+  t.equal(group.members.size, 12)
   // First, last, middle, and the one that moved into the first's place.
   const removed = new Set([members[0], members[11], members[5], members[10]])
   for (const member of removed) group.remove(member)
   group.remove(members[0])
   const kept = members.filter(member => !removed.has(member))
-  t.same(new Set(group.members), new Set(kept), 'the others are still members, each once')
-  t.ok(group.members.every((member, slot) => member.heartbeatSlot === slot), 'every member knows its place')
+  t.same(new Set(group.members.items), new Set(kept), 'the others are still members, each once')
+  t.ok(group.members.items.every((member, slot) => member.heartbeatSlot === slot), 'every member knows its place')
   t.ok([...removed].every(member => member.heartbeatSlot === -1))
   // kept[0] keeps showing activity; the others go quiet.
   const active = kept[0]
@@ -121,11 +121,11 @@ t.test('a group keeps its members through removals from anywhere in it, and swee
     t.equal(member.pings, 1, `${member.name}: one ping at the second quiet tick`)
     t.equal(member.expiries, 1, `${member.name}: dropped at the fourth, leaving the group while it was swept`)
   }
-  t.same(group.members, [active], 'the active member is the one left')
+  t.same(group.members.items, [active], 'the active member is the one left')
   t.equal(active.pings + active.expiries, 0, 'an active member is neither pinged nor dropped')
   t.ok([...removed].every(member => member.pings + member.expiries === 0), 'removed members are never swept')
   group.remove(active)
-  t.equal(group.members.length, 0)
+  t.equal(group.members.size, 0)
   t.not(watchIdle(active, timeoutMs), group, 'an emptied group is gone; the next member starts a new one')
   watchIdle(active, timeoutMs).remove(active)
 })
