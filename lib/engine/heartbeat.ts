@@ -6,6 +6,7 @@
  * timeout. Two quiet ticks (half the timeout) send a ping; four quiet ticks
  * mean the peer did not answer it, and the connection is dropped.
  */
+import { SlotList } from './slot-list.js'
 
 export interface HeartbeatMember {
   /** Set by the connection on every socket read. */
@@ -20,8 +21,6 @@ export interface HeartbeatMember {
   heartbeatExpired (): void
 }
 
-import { SlotList } from './slot-list.js'
-
 const TICKS_PER_TIMEOUT = 4
 const PING_AT_TICK = 2
 
@@ -33,10 +32,6 @@ class HeartbeatGroup {
   constructor (readonly timeoutMs: number, private readonly groups: Map<number, HeartbeatGroup>) {
     this.timer = setInterval(sweep, Math.max(1, Math.floor(timeoutMs / TICKS_PER_TIMEOUT)), this)
     this.timer.unref()
-  }
-
-  add (member: HeartbeatMember): void {
-    this.members.add(member)
   }
 
   remove (member: HeartbeatMember): void {
@@ -77,7 +72,7 @@ export function watchIdle (member: HeartbeatMember, timeoutMs: number): Heartbea
   }
   member.activity = false
   member.idleTicks = 0
-  group.add(member)
+  group.members.add(member)
   return group
 }
 

@@ -337,7 +337,7 @@ export class FrameParser {
     if (!frameDone) return false
     this.state = State.INFO
     if (messageDone) {
-      // Not undefined: a message whose pieces are all empty left above.
+      // Defined: a finished message with no pieces kept was delivered above.
       const pieces = this.fragments!
       this.fragments = undefined
       this.deliver(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, this.messageLength))
