@@ -6,9 +6,10 @@
  *   DIRECT_READS=0 PORT=9002 npm run example:echo   # with directReads: false ('data' events)
  *   KEEP_REQUEST=0 PORT=9002 npm run example:echo   # with keepRequest: false (the echo never reads socket.request)
  *
- * Compiled (`npm run build`), it is what `npm run bench` measures. Serving
- * large messages in production, run it as the README's "Large messages: one
- * V8 flag" advises: node --no-concurrent-array-buffer-sweeping dist/examples/echo.js
+ * Compiled (`npm run build`), it is what `npm run bench` measures. In
+ * production, run it as the README's "Running in production" advises for
+ * large messages and for many idle connections:
+ *   node --no-concurrent-array-buffer-sweeping --max-semi-space-size=2 dist/examples/echo.js
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pathToFileURL } from 'node:url'
