@@ -2,7 +2,9 @@
 # npm run bench: measures examples/echo.ts, compiled as a user would run it in
 # production, next to the peer servers (cecho, ws, ws+bufferutil,
 # @fastify/websocket, uWebSockets.js) with ../shared/bench/run-peers.sh, and
-# writes the report to bench/results/<date>.md. Extra arguments go to
+# writes the report to bench/results/<date>.md, ending with the targets
+# section of bench/targets.ts (each target met or not, the rows where a Node
+# peer is ahead, what limits each target not met). Extra arguments go to
 # run-peers.sh (for example --reps 1 --duration 2 for a smoke run). The
 # compression section is skipped: permessage-deflate is not implemented yet.
 # DIRECT_READS=0 measures the echo server with directReads: false ('data'
@@ -38,5 +40,10 @@ export WSBENCH_DIR=${WSBENCH_DIR:-${TMPDIR:-/tmp}/wsbench}
 prev=""; for arg in "$@"; do [ "$prev" = --out ] && out=$arg; prev=$arg; done
 if [ -n "${NODE_FLAGS:-}" ] && [ -f "$out" ]; then
   printf '\nEvery Node server of this run (the peers and %s) ran with `node %s`.\n' "$name" "$NODE_FLAGS" >> "$out"
+fi
+# The targets section: each target met or not, the rows where a Node peer
+# is ahead, and what limits each target not met.
+if [ -f "$out" ] && section=$(node dist/bench/targets.js "$out"); then
+  printf '\n%s\n' "$section" >> "$out"
 fi
 echo "bench: report in $out"
