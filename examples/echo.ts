@@ -5,6 +5,7 @@
  *   PORT=9002 npm run example:echo
  *   DIRECT_READS=0 PORT=9002 npm run example:echo   # with directReads: false ('data' events)
  *   KEEP_REQUEST=0 PORT=9002 npm run example:echo   # with keepRequest: false (the echo never reads socket.request)
+ *   BINARY_MESSAGES=own PORT=9002 npm run example:echo   # binary messages the handler owns instead of borrows
  *
  * Compiled (`npm run build`), it is what `npm run bench` measures. In
  * production, run it as the README's "Running in production" advises for
@@ -15,7 +16,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { pathToFileURL } from 'node:url'
 import wsroutes from '../lib/index.js'
 
-export async function buildEchoServer (options: { directReads?: boolean, keepRequest?: boolean } = {}): Promise<FastifyInstance> {
+export async function buildEchoServer (options: { directReads?: boolean, keepRequest?: boolean, binaryMessages?: 'own' | 'borrow' } = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: process.env.LOG === '1' })
   await app.register(wsroutes, {
     maxPayload: 16 * 1024 * 1024,
@@ -23,6 +24,9 @@ export async function buildEchoServer (options: { directReads?: boolean, keepReq
     maxFragments: 1 << 20,
     directReads: options.directReads ?? process.env.DIRECT_READS !== '0',
     keepRequest: options.keepRequest ?? process.env.KEEP_REQUEST !== '0',
+    // The handler only sends each message on, so it borrows them: a large
+    // message costs no allocation (README, "Borrowed binary messages").
+    binaryMessages: options.binaryMessages ?? (process.env.BINARY_MESSAGES === 'own' ? 'own' : 'borrow'),
   })
   app.ws('/*', {
     message (socket, data, isBinary) {

@@ -31,6 +31,14 @@ describe('the production options of the Fastify plugin', () => {
     expect(app.ws).type.not.toBeCallableWith('/lean', { keepRequest: 0 })
   })
 
+  test('binaryMessages, plugin-wide and per route: own or borrow', () => {
+    expect(app.register).type.toBeCallableWith(wsroutes, { binaryMessages: 'borrow' })
+    expect(app.register).type.not.toBeCallableWith(wsroutes, { binaryMessages: 'borrowed' })
+    expect(app.ws).type.toBeCallableWith('/echo', { binaryMessages: 'borrow', message (socket: WebSocket<RawData, FastifyRequest>, data: string | Buffer) { socket.send(data) } })
+    expect(app.ws).type.toBeCallableWith('/keep', { binaryMessages: 'own' })
+    expect(app.ws).type.not.toBeCallableWith('/echo', { binaryMessages: true })
+  })
+
   test('a route: limits, handshakeTimeout and its own wsErrorHandler', () => {
     app.ws('/r/:id', {
       idleTimeout: 0,
@@ -66,6 +74,11 @@ describe('the production options of the Express adapter', () => {
   test('keepRequest, adapter-wide: a boolean', () => {
     expect(wsExpress).type.toBeCallableWith(app, server, { keepRequest: false })
     expect(wsExpress).type.not.toBeCallableWith(app, server, { keepRequest: 'no' })
+  })
+
+  test('binaryMessages, adapter-wide: own or borrow', () => {
+    expect(wsExpress).type.toBeCallableWith(app, server, { binaryMessages: 'borrow' })
+    expect(wsExpress).type.not.toBeCallableWith(app, server, { binaryMessages: 'lend' })
   })
 
   test('a route: handshakeTimeout and wsErrorHandler', () => {

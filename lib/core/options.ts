@@ -6,7 +6,7 @@
 import type { WsLimits } from './types.js'
 
 /** The keys of `WsLimits`, set adapter-wide and overridden per route. */
-export const LIMIT_KEYS = ['maxPayload', 'maxFragments', 'closeTimeout', 'maxBackpressure', 'backpressurePolicy', 'idleTimeout', 'directReads', 'keepRequest'] as const
+export const LIMIT_KEYS = ['maxPayload', 'maxFragments', 'closeTimeout', 'maxBackpressure', 'backpressurePolicy', 'idleTimeout', 'directReads', 'keepRequest', 'binaryMessages'] as const
 
 /** The limits set in `source`, without the keys it leaves undefined (so they do not override defaults). */
 export function pickLimits (source: WsLimits): WsLimits {

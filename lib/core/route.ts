@@ -14,6 +14,7 @@ import { CloseCodes } from '../engine/close-codes.js'
 import { ReadyState, type ConnectionHandler, type ConnectionOptions } from '../engine/connection.js'
 import { ErrorCodes, WebSocketError, wsError } from '../engine/errors.js'
 import { acceptResponse, selectProtocol, type ProtocolSelector } from '../engine/handshake.js'
+import { giveBack } from '../engine/loans.js'
 import type { InvalidMessageError, MessageCodec } from './messages.js'
 import type { SocketRegistry } from './registry.js'
 import { RouteSocket } from './socket.js'
@@ -63,8 +64,14 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   codec: MessageCodec<Handler> | undefined
 
   constructor (options: RouteRunnerOptions<TRequest>) {
+    const binaryMessages = options.limits.binaryMessages
+    if (binaryMessages !== undefined && binaryMessages !== 'own' && binaryMessages !== 'borrow') {
+      throw new TypeError(`wsroutes: binaryMessages must be 'own' or 'borrow', not ${String(binaryMessages)}`)
+    }
     this.handlers = options.handlers
-    this.connectionOptions = { ...options.limits }
+    // Text becomes a string before any handler sees it, so its memory is
+    // always lent; binary only where the route borrows it (`binaryMessages`).
+    this.connectionOptions = { ...options.limits, lendText: true, lendBinary: options.limits.binaryMessages === 'borrow' }
     this.protocols = options.protocols
     this.registry = options.registry
     this.logger = options.logger
@@ -136,15 +143,23 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
 
   // ------------------------------------------------ ConnectionHandler
 
-  onMessage (connection: RouteSocket<TRequest>, data: Buffer, isBinary: boolean): void {
+  onMessage (connection: RouteSocket<TRequest>, data: Buffer, isBinary: boolean, lent: boolean): void {
     const codec = this.codec
     if (codec !== undefined && codec.decodes) {
+      // Decoding is synchronous; a binary message refused here reaches the
+      // `invalidMessage` policy only as lent as the route's binary messages are.
       this.onJsonMessage(codec, connection, data, isBinary)
+      if (lent) giveBack(data)
       return
     }
     const handler = this.handlers.message
-    if (handler === undefined) return
-    this.runMessage(connection, handler, isBinary ? data : data.toString(), isBinary)
+    if (isBinary && handler !== undefined) {
+      this.runMessage(connection, handler, data, true, lent)
+      return
+    }
+    const text = isBinary ? undefined : data.toString()
+    if (lent) giveBack(data)
+    if (text !== undefined && handler !== undefined) this.runMessage(connection, handler, text, false, false)
   }
 
   onClose (connection: RouteSocket<TRequest>, code: number, reason: Buffer): void {
@@ -187,7 +202,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     }
     if (decoded.ok) {
       const handler = decoded.handler ?? this.handlers.message
-      if (handler !== undefined) this.runMessage(ws, handler, decoded.value, false)
+      if (handler !== undefined) this.runMessage(ws, handler, decoded.value, false, false)
       return
     }
     this.refuse(codec, ws, decoded.error, decoded.raw)
@@ -224,19 +239,29 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
    * Calls a `message` handler. A synchronous one costs nothing more than
    * `run`; a promise pauses the socket's reading (the parser stops after this
    * message, the socket stops reading, TCP pushes back on the peer) until it
-   * settles, so messages are handled one at a time, in order.
+   * settles, so messages are handled one at a time, in order. A borrowed
+   * message (`lent`) is given back when the handler has returned, or when
+   * its promise has settled.
    */
-  private runMessage (ws: RouteSocket<TRequest>, handler: Handler, data: unknown, isBinary: boolean): void {
+  private runMessage (ws: RouteSocket<TRequest>, handler: Handler, data: unknown, isBinary: boolean, lent: boolean): void {
     let result: unknown
     try {
       result = handler(ws, data, isBinary)
     } catch (error) {
+      if (lent) giveBack(data as Buffer)
       this.handlerFailed(ws, 'message', error)
       return
     }
-    if (!isPromise(result)) return
+    if (!isPromise(result)) {
+      if (lent) giveBack(data as Buffer)
+      return
+    }
     ws.pauseReading()
-    result.then(() => ws.resumeReading(), (error: unknown) => {
+    result.then(() => {
+      if (lent) giveBack(data as Buffer)
+      ws.resumeReading()
+    }, (error: unknown) => {
+      if (lent) giveBack(data as Buffer)
       this.handlerFailed(ws, 'message', error)
       // Read on: the peer's answer to our 1011 must still be seen.
       ws.resumeReading()

@@ -92,6 +92,18 @@ export interface WsLimits extends Omit<ConnectionOptions, 'protocol'> {
    * for the request.
    */
   keepRequest?: boolean
+  /**
+   * What a `message` handler gets for a binary message. `own` (default): a
+   * Buffer of its own, which the handler may keep. `borrow`: a Buffer lent
+   * for the handler's call, until it returns or, for an async handler, its
+   * promise settles; the memory then carries a later message. Sending it on
+   * (`socket.send(data)`, to any socket) is safe, but keeping it, or a view
+   * of it, is not: copy what must outlive the call (`Buffer.from(data)`).
+   * A large message then costs no allocation, and V8's collector is spared
+   * the ArrayBuffers (README, "Borrowed binary messages"). Text messages
+   * reach handlers as strings and are never affected.
+   */
+  binaryMessages?: 'own' | 'borrow'
 }
 
 /** One entry of `messages`: the schema of that message type (the whole message, discriminator included) and its handler. */

@@ -11,6 +11,7 @@ import { ErrorCodes, WebSocketError, wsError, wsRangeError, wsTypeError } from '
 import { FrameParser, Opcode, type FrameHandler } from './parser.js'
 import { watchIdle, type HeartbeatGroup, type HeartbeatMember } from './heartbeat.js'
 import { readDirectly, resumeDirectReads } from './direct-read.js'
+import { giveBack } from './loans.js'
 import { FrameWriter } from './writer.js'
 
 export const ReadyState = {
@@ -67,12 +68,22 @@ export interface ConnectionOptions {
    * all, for code that listens to the raw socket itself.
    */
   directReads?: boolean
+  /**
+   * Whether the handler is done with a text (`lendText`) or binary
+   * (`lendBinary`) message once its `onMessage` has returned (default
+   * false): large whole messages are then delivered in lent memory
+   * (`onMessage`'s `lent`), which the handler hands back with
+   * `giveBack(data)` when done, and the next message reuses (loans.ts).
+   */
+  lendText?: boolean
+  lendBinary?: boolean
   /** The negotiated subprotocol ('' for none). */
   protocol?: string
 }
 
 export interface ConnectionHandler {
-  onMessage (connection: Connection, data: Buffer, isBinary: boolean): void
+  /** A message; with `lent`, `data` is lent memory, given back with `giveBack(data)` (`lendText`, `lendBinary`). */
+  onMessage (connection: Connection, data: Buffer, isBinary: boolean, lent: boolean): void
   /** Called once, when the TCP connection is gone. `code` is 1006 when no close frame was received. */
   onClose (connection: Connection, code: number, reason: Buffer): void
   onPing? (connection: Connection, data: Buffer): void
@@ -110,6 +121,8 @@ interface ConnectionSettings {
   readonly backpressurePolicy: BackpressurePolicy
   readonly idleTimeoutMs: number
   readonly directReads: boolean
+  readonly lendText: boolean
+  readonly lendBinary: boolean
 }
 
 const settingsByOptions = new WeakMap<ConnectionOptions, ConnectionSettings>()
@@ -125,6 +138,8 @@ function settingsOf (options: ConnectionOptions): ConnectionSettings {
       backpressurePolicy: options.backpressurePolicy ?? 'close',
       idleTimeoutMs: (options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) * 1000,
       directReads: options.directReads ?? true,
+      lendText: options.lendText ?? false,
+      lendBinary: options.lendBinary ?? false,
     }
     settingsByOptions.set(options, settings)
   }
@@ -439,10 +454,13 @@ export class Connection implements FrameHandler, HeartbeatMember {
   // ------------------------------------------------------ FrameHandler
 
   /** @internal */
-  onMessage (data: Buffer, isBinary: boolean): void {
+  onMessage (data: Buffer, isBinary: boolean, lent: boolean): void {
     // Once either side has started closing, no more messages are delivered.
-    if (this.readyState !== ReadyState.OPEN) return
-    this.handler.onMessage(this, data, isBinary)
+    if (this.readyState !== ReadyState.OPEN) {
+      if (lent) giveBack(data)
+      return
+    }
+    this.handler.onMessage(this, data, isBinary, lent)
   }
 
   /** @internal */

@@ -20,6 +20,7 @@
 import { Buffer } from 'node:buffer'
 import { isValidCloseCode } from './close-codes.js'
 import { ErrorCodes, wsError, type WebSocketError } from './errors.js'
+import { LEND_THRESHOLD, giveBack, lend } from './loans.js'
 import { applyMaskWord, copyMasked } from './mask.js'
 import { UTF8_ACCEPT, UTF8_REJECT, isValidUtf8, validateUtf8Chunk } from './utf8.js'
 
@@ -33,8 +34,13 @@ export const Opcode = {
 } as const
 
 export interface FrameHandler {
-  /** A complete message. `data` is unmasked and, for text, valid UTF-8. */
-  onMessage (data: Buffer, isBinary: boolean): void
+  /**
+   * A complete message. `data` is unmasked and, for text, valid UTF-8. With
+   * `lent`, its memory is on loan (loans.ts, `lendText`/`lendBinary`): the
+   * handler calls `giveBack(data)` once done with it, and its memory is
+   * then reused.
+   */
+  onMessage (data: Buffer, isBinary: boolean, lent: boolean): void
   onPing (data: Buffer): void
   onPong (data: Buffer): void
   /** A valid close frame; `code` is 1005 when it carried none. The parser stops after it. */
@@ -54,6 +60,14 @@ export interface ParserOptions {
    * reads a server's, which must not be (RFC 6455 §5.1).
    */
   role?: 'server' | 'client'
+  /**
+   * Whether the owner is done with a text (`lendText`) or binary
+   * (`lendBinary`) message once it has handled it: large whole messages
+   * are then delivered in lent memory (`lent` true), which the owner gives
+   * back. Default false: every message is the owner's to keep.
+   */
+  lendText?: boolean
+  lendBinary?: boolean
 }
 
 const enum State {
@@ -103,10 +117,14 @@ export class FrameParser {
   private utf8State = UTF8_ACCEPT
   /** The payload of a large frame that spans socket reads, filled as they arrive. */
   private frameBuffer: Buffer | undefined
+  /** Whether `frameBuffer` is lent memory (a whole message the owner gives back). */
+  private frameBufferLent = false
   /** While paused, input is kept but no frame is parsed (the owner awaits a handler). */
   private paused = false
   /** The chunk of the current `write()` when its memory is reused after the call (direct reads). */
   private volatileChunk: Buffer | undefined
+  /** Whether the last `consume()` gave lent memory (a whole message copied out of a volatile chunk). */
+  private consumedLent = false
 
   constructor (handler: FrameHandler, options: ParserOptions) {
     this.handler = handler
@@ -165,6 +183,8 @@ export class FrameParser {
     this.view = EMPTY
     this.chunks.length = 0
     this.fragments = undefined
+    // A message cut short: lent memory goes back (giveBack ignores the rest).
+    if (this.frameBuffer !== undefined) giveBack(this.frameBuffer)
     this.frameBuffer = undefined
     this.buffered = 0
     this.offset = 0
@@ -299,13 +319,15 @@ export class FrameParser {
       // one buffer of its declared length: the reads can be freed at once,
       // and no concatenation follows. Allocating fresh memory is what costs
       // most here (page faults), so each large frame costs one allocation.
-      const target = this.frameBuffer ?? (this.frameBuffer = Buffer.allocUnsafe(this.payloadLength))
+      const target = this.frameBuffer ?? this.startFrameBuffer()
       const at = this.payloadRead
       this.copyInto(target, n, at, this.masked)
       piece = target.subarray(at, at + n)
     } else {
       piece = n === 0 ? EMPTY : this.consume(n, this.masked)
     }
+    let lent = this.consumedLent
+    this.consumedLent = false
     this.payloadRead += n
     const frameDone = this.payloadRead === this.payloadLength
     const messageDone = frameDone && this.fin
@@ -313,6 +335,7 @@ export class FrameParser {
     if (this.messageOpcode === Opcode.TEXT) {
       const state = this.utf8State = validateUtf8Chunk(this.utf8State, piece)
       if (state === UTF8_REJECT || (messageDone && state !== UTF8_ACCEPT)) {
+        if (lent) giveBack(piece)
         return this.fail(ErrorCodes.INVALID_UTF8, 'invalid UTF-8 in a text message', 1007)
       }
     }
@@ -320,13 +343,14 @@ export class FrameParser {
     if (this.frameBuffer !== undefined) {
       if (!frameDone) return false
       piece = this.frameBuffer
+      lent = this.frameBufferLent
       this.frameBuffer = undefined
     }
     const fragments = this.fragments
     if (messageDone && fragments === undefined) {
       // The common case: a whole message in one piece, handed over as it is.
       this.state = State.INFO
-      this.deliver(piece)
+      this.deliver(piece, lent)
       return !this.stopped
     }
     if (piece.length > 0) {
@@ -340,7 +364,7 @@ export class FrameParser {
       // Defined: a finished message with no pieces kept was delivered above.
       const pieces = this.fragments!
       this.fragments = undefined
-      this.deliver(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, this.messageLength))
+      this.deliver(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, this.messageLength), false)
     }
     return !this.stopped
   }
@@ -372,13 +396,29 @@ export class FrameParser {
     return false
   }
 
-  private deliver (data: Buffer): void {
+  private deliver (data: Buffer, lent: boolean): void {
     const isBinary = this.messageOpcode === Opcode.BINARY
     this.messageOpcode = 0
     this.messageLength = 0
     this.fragmentCount = 0
     this.utf8State = UTF8_ACCEPT
-    this.handler.onMessage(data, isBinary)
+    this.handler.onMessage(data, isBinary, lent)
+  }
+
+  /**
+   * Whether the frame being read may be delivered in lent memory: a whole
+   * message (one frame, FIN set; fragments are joined into memory of their
+   * own) of a kind its owner is done with once handled.
+   */
+  private lendsFrame (): boolean {
+    if (!this.fin || this.fragments !== undefined || this.payloadLength < LEND_THRESHOLD) return false
+    return this.messageOpcode === Opcode.BINARY ? this.limits.lendBinary === true : this.limits.lendText === true
+  }
+
+  /** The buffer a large frame that spans reads is assembled in: lent when `lendsFrame`, else its own. */
+  private startFrameBuffer (): Buffer {
+    const lent = this.frameBufferLent = this.lendsFrame()
+    return (this.frameBuffer = lent ? lend(this.payloadLength) : Buffer.allocUnsafe(this.payloadLength))
   }
 
   private fail (code: Parameters<typeof wsError>[0], message: string, closeCode: number): false {
@@ -424,8 +464,10 @@ export class FrameParser {
     if (n <= available) {
       let out: Buffer
       if (head === this.volatileChunk) {
-        // The read buffer is reused after this write: the payload gets its own memory.
-        out = Buffer.allocUnsafe(n)
+        // The read buffer is reused after this write: the payload gets
+        // memory of its own, lent when the owner is done with it once handled.
+        const lent = this.consumedLent = this.opcode < Opcode.CLOSE && n === this.payloadLength && this.lendsFrame()
+        out = lent ? lend(n) : Buffer.allocUnsafe(n)
         if (unmask) copyMasked(head, this.offset, this.offset + n, out, 0, this.maskKey, this.payloadRead)
         else head.copy(out, 0, this.offset, this.offset + n)
       } else {

@@ -18,6 +18,9 @@
  *   Small payloads and every string are copied into the header's buffer, so
  *   such a frame is one allocation and one write.
  *
+ * A payload larger than that in lent memory (a borrowed message sent on, as
+ * an echo does) leaves at once instead: see `writeLent`.
+ *
  * Whoever ends the socket after frames of a batch calls `flush()` first:
  * `Connection` does.
  *
@@ -29,6 +32,7 @@ import { randomFillSync } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { nextTick } from 'node:process'
 import type { Writable } from 'node:stream'
+import { isLent, keepOutOfPool } from './loans.js'
 import { applyMask } from './mask.js'
 
 /** Buffers up to this size are copied behind their header rather than written as a second chunk. */
@@ -163,8 +167,31 @@ export class FrameWriter {
     }
     const header = Buffer.allocUnsafe(headerLength(length))
     writeHeader(header, firstByte, length)
+    if (isLent(payload)) return this.writeLent(header, payload)
     this.socket.write(header)
     return this.socket.write(payload)
+  }
+
+  /**
+   * A payload in lent memory (loans.ts), which is reused once its handler
+   * has returned: written now rather than at the end of the tick, after
+   * whatever this tick corked before it. If the kernel does not take all of
+   * it at once, the queued write keeps reading it, so that memory is taken
+   * out of the pool for good.
+   */
+  private writeLent (header: Buffer, payload: Buffer): boolean {
+    const socket = this.socket
+    if (this.corked) {
+      // The pending nextTick uncork then finds nothing to do.
+      this.corked = false
+      socket.uncork()
+    }
+    socket.cork()
+    socket.write(header)
+    const belowHighWaterMark = socket.write(payload)
+    socket.uncork()
+    if (socket.writableLength > 0) keepOutOfPool(payload)
+    return belowHighWaterMark
   }
 
   /** A close frame; `code` 0 sends an empty payload. */

@@ -424,3 +424,85 @@ t.test('a close frame from the client during an async open is answered after ope
   await closed.promise
   t.same(order, ['open end', 'close 4100 early'])
 })
+
+// ------------------------------------------------------ borrowed binary messages
+
+t.test('binaryMessages: borrow lends each message for the call and reuses its memory; own gives each its own', async t => {
+  for (const binaryMessages of ['borrow', 'own'] as const) {
+    const seen: Array<{ memory: ArrayBufferLike, kept: Buffer, copy: Buffer }> = []
+    const h = await serve(t, {
+      message (socket, data: Buffer) {
+        seen.push({ memory: data.buffer, kept: data, copy: Buffer.from(data) })
+        socket.send(data)
+      },
+    }, { limits: { binaryMessages } })
+    const ws = await client(t, h.url)
+    const first = Buffer.alloc(50_000, 1)
+    const second = Buffer.alloc(50_000, 2)
+    ws.send(first)
+    t.ok(Buffer.from((await nextMessage(ws)).data as Buffer).equals(first), `${binaryMessages}: the echo is right`)
+    ws.send(second)
+    t.ok(Buffer.from((await nextMessage(ws)).data as Buffer).equals(second))
+    t.ok(seen[0].copy.equals(first) && seen[1].copy.equals(second), 'each handler call saw its own message')
+    if (binaryMessages === 'borrow') {
+      t.equal(seen[1].memory, seen[0].memory, 'borrow: the second message came in the memory the first gave back')
+    } else {
+      t.not(seen[1].memory, seen[0].memory, 'own: each message has memory of its own')
+      t.ok(seen[0].kept.equals(first), 'own: a kept message stays as it came')
+    }
+  }
+})
+
+t.test('a borrowed message stays valid until an async handler settles; a throw gives it back too', async t => {
+  const results: string[] = []
+  const gate = deferred<void>()
+  const slowStarted = deferred<void>()
+  const textSeen = deferred<void>()
+  const h = await serve(t, {
+    async message (socket, data: Buffer | string, isBinary) {
+      if (!isBinary) {
+        results.push(`text ${(data as string).length}`)
+        textSeen.resolve()
+        return
+      }
+      const buffer = data as Buffer
+      if (buffer[0] === 9) throw new Error('refused')
+      if (buffer[0] === 1) {
+        slowStarted.resolve()
+        // Other sockets' messages of the same size are lent meanwhile.
+        await gate.promise
+        results.push(`slow intact ${String(buffer.equals(Buffer.alloc(50_000, 1)))}`)
+      } else {
+        results.push(`fast ${buffer[0]}`)
+      }
+      socket.send(buffer)
+    },
+  }, { limits: { binaryMessages: 'borrow' } })
+  const slow = await client(t, h.url)
+  const fast = await client(t, h.url)
+  slow.send(Buffer.alloc(50_000, 1))
+  await slowStarted.promise
+  for (const byte of [2, 3, 4]) {
+    fast.send(Buffer.alloc(50_000, byte))
+    t.ok(Buffer.from((await nextMessage(fast)).data as Buffer).equals(Buffer.alloc(50_000, byte)), `fast message ${byte} echoed`)
+  }
+  fast.send('x'.repeat(20_000))
+  await textSeen.promise
+  gate.resolve()
+  t.ok(Buffer.from((await nextMessage(slow)).data as Buffer).equals(Buffer.alloc(50_000, 1)), 'the slow handler\'s echo is its own message')
+  t.same(results, ['fast 2', 'fast 3', 'fast 4', 'text 20000', 'slow intact true'])
+
+  const failing = await client(t, h.url)
+  const closed = wsClosed(failing)
+  failing.send(Buffer.alloc(50_000, 9))
+  t.equal((await closed).code, 1011, 'a handler that throws closes its socket with 1011')
+  fast.send(Buffer.alloc(50_000, 5))
+  t.ok(Buffer.from((await nextMessage(fast)).data as Buffer).equals(Buffer.alloc(50_000, 5)), 'and the other sockets go on')
+})
+
+t.test('binaryMessages other than own or borrow is a TypeError', async t => {
+  t.throws(() => new RouteRunner({ limits: { binaryMessages: 'borrowed' as 'borrow' }, handlers: {}, registry: new SocketRegistry(), logger: () => new TestLogger() }), {
+    name: 'TypeError',
+    message: /binaryMessages must be 'own' or 'borrow'/,
+  })
+})

@@ -6,6 +6,7 @@
 import t from 'tap'
 import { FrameParser, type FrameHandler, type ParserOptions } from '../../lib/engine/parser.js'
 import { maskingReadBuffer } from '../../lib/engine/mask.js'
+import { giveBack, lend, pooledBytes } from '../../lib/engine/loans.js'
 import type { WebSocketError } from '../../lib/engine/errors.js'
 import { Op, binary, close, closePayload, continuation, frame, text } from '../helpers/frames.js'
 import { prng, randomBytes, sparseUtf8OfLength, utf8OfLength } from '../helpers/random.js'
@@ -786,4 +787,116 @@ t.test('once a frame is read, the parser holds no reference to the chunks it cam
   parser.write(small.subarray(0, 1))
   parser.write(small.subarray(1))
   t.equal(internals.view.length, 0, 'released after a split header too')
+})
+
+// ------------------------------------------------------------ lent messages
+
+t.test('with lendText and lendBinary, every cut still gives the same messages', async t => {
+  const random = prng(41)
+  const lending = { lendText: true, lendBinary: true }
+  // The read-spanning assembly (≥ 16 KiB), the whole-frame copy out of a
+  // reused read buffer (≥ 4 KiB), a message just under the threshold, and
+  // a fragmented one, which is never lent.
+  const large = randomBytes(random, 20_000)
+  expectEvents(t, binary(large), [{ type: 'message', data: large, binary: true }], lending)
+  const words = utf8OfLength(17_000)
+  expectEvents(t, text(words), [{ type: 'message', data: words, binary: false }], lending)
+  const medium = randomBytes(random, 5000)
+  expectEvents(t, Buffer.concat([binary(medium), binary(medium.subarray(0, 4095))]), [
+    { type: 'message', data: medium, binary: true },
+    { type: 'message', data: medium.subarray(0, 4095), binary: true },
+  ], lending)
+  expectEvents(t, Buffer.concat([binary(large.subarray(0, 9000), false), continuation(large.subarray(9000))]), [{ type: 'message', data: large, binary: true }], lending)
+})
+
+/** Records each message with whether it was lent and its memory, then gives it back at once, as a route does. */
+class GivingBack implements FrameHandler {
+  readonly messages: Array<{ data: Buffer, binary: boolean, lent: boolean, memory: ArrayBufferLike }> = []
+  readonly errors: string[] = []
+  onMessage (data: Buffer, isBinary: boolean, lent: boolean): void {
+    this.messages.push({ data: Buffer.from(data), binary: isBinary, lent, memory: data.buffer })
+    if (lent) giveBack(data)
+  }
+
+  onPing (): void {}
+  onPong (): void {}
+  onClose (): void {}
+  onProtocolError (error: WebSocketError): void { this.errors.push(error.code) }
+}
+
+/** Writes `bytes` cut at `at`, each piece through the shared read buffer when `volatile` (direct reads). */
+function feedCut (parser: FrameParser, bytes: Buffer, at: number, volatile: boolean): void {
+  for (const piece of [bytes.subarray(0, at), bytes.subarray(at)]) {
+    const chunk = Buffer.from(piece)
+    parser.write(chunk, volatile)
+    if (volatile) chunk.fill(0xee)
+  }
+}
+
+t.test('lent messages: which are lent, and memory given back carries the next message', async t => {
+  const random = prng(42)
+  const first = randomBytes(random, 20_000)
+  const second = randomBytes(random, 30_000)
+  for (const volatile of [false, true]) {
+    const handler = new GivingBack()
+    const parser = new FrameParser(handler, { ...DEFAULTS, lendBinary: true })
+    feedCut(parser, binary(first), 9000, volatile)
+    feedCut(parser, binary(second), 12_000, volatile)
+    t.same(handler.messages.map(m => m.lent), [true, true], `volatile ${volatile}: read-spanning binary frames are lent`)
+    t.ok(handler.messages[0].data.equals(first) && handler.messages[1].data.equals(second), 'with the right bytes')
+    t.equal(handler.messages[1].memory, handler.messages[0].memory, 'the second message reuses the memory the first gave back')
+  }
+
+  const inOneRead = new GivingBack()
+  const parser = new FrameParser(inOneRead, { ...DEFAULTS, lendBinary: true })
+  const medium = randomBytes(random, 6000)
+  parser.write(Buffer.from(binary(medium)), true)
+  parser.write(Buffer.from(binary(medium)), false)
+  t.same(inOneRead.messages.map(m => m.lent), [true, false], 'a whole frame in one read buffer is lent; a view of a chunk of its own needs no memory of ours')
+  t.ok(inOneRead.messages.every(m => m.data.equals(medium)))
+
+  const kinds = new GivingBack()
+  const onlyText = new FrameParser(kinds, { ...DEFAULTS, lendText: true })
+  const words = utf8OfLength(20_000)
+  feedCut(onlyText, text(words), 5000, true)
+  feedCut(onlyText, binary(first), 5000, true)
+  feedCut(onlyText, Buffer.concat([text(words.subarray(0, 10_000), false), continuation(words.subarray(10_000))]), 12_000, true)
+  t.same(kinds.messages.map(m => [m.binary, m.lent]), [[false, true], [true, false], [false, false]], 'lendText lends whole text messages only: not binary ones, not fragmented ones')
+
+  const none = new GivingBack()
+  feedCut(new FrameParser(none, DEFAULTS), binary(first), 9000, true)
+  t.same(none.messages.map(m => m.lent), [false], 'by default nothing is lent')
+})
+
+t.test('a lent message cut short goes back to the pool', async t => {
+  // The memory on top of a class's free list is the next one lent: a loan
+  // given back puts it there again, and the loan after that finds it.
+  const topOfClass = (size: number): ArrayBufferLike => {
+    const probe = lend(size)
+    giveBack(probe)
+    return probe.buffer
+  }
+  const handler = new GivingBack()
+  const parser = new FrameParser(handler, { ...DEFAULTS, lendBinary: true, lendText: true })
+  const bytes = binary(Buffer.alloc(100_000, 1))
+  const memory = topOfClass(100_000)
+  parser.write(Buffer.from(bytes.subarray(0, 50_000)), true)
+  const before = pooledBytes()
+  parser.stop()
+  t.equal(pooledBytes(), before + 128 * 1024, 'stop() gives back the half-read frame\'s memory')
+  t.equal(topOfClass(100_000), memory, 'the very memory it was lent')
+
+  // Invalid UTF-8 in a whole text frame lent out of the read buffer: the
+  // connection fails, and the memory is not lost to the pool either.
+  const bad = Buffer.alloc(5000, 0x61)
+  bad[4000] = 0xff
+  const failing = new GivingBack()
+  const textParser = new FrameParser(failing, { ...DEFAULTS, lendText: true })
+  const badMemory = topOfClass(5000)
+  const beforeBad = pooledBytes()
+  textParser.write(Buffer.from(text(bad)), true)
+  t.same(failing.errors, ['WS_ERR_INVALID_UTF8'])
+  t.equal(failing.messages.length, 0)
+  t.equal(pooledBytes(), beforeBad, 'the memory it was lent is back in the pool')
+  t.equal(topOfClass(5000), badMemory, 'on top of its class')
 })

@@ -1,11 +1,16 @@
 /**
  * FrameWriter: the bytes of every frame it writes (checked header byte by
- * byte and parsed back), and the corking that makes one tick's frames leave
- * in one write.
+ * byte and parsed back), the corking that makes one tick's frames leave in
+ * one write, and lent payloads (loans.ts): written at once, behind what the
+ * tick corked before them, and kept out of the pool when the write stays
+ * queued, since the queued write still reads them.
  */
 import { once } from 'node:events'
 import net, { type Socket } from 'node:net'
+import { Writable } from 'node:stream'
 import t from 'tap'
+import { giveBack, isLent, lend, pooledBytes } from '../../lib/engine/loans.js'
+import { Opcode } from '../../lib/engine/parser.js'
 import { FrameWriter } from '../../lib/engine/writer.js'
 import { parseServerFrame, parseServerFrames } from '../helpers/frames.js'
 import { prng, randomBytes, utf8OfLength } from '../helpers/random.js'
@@ -440,4 +445,100 @@ t.test('over a real socket: a read batch\'s replies leave in one write', async t
   t.equal(rest.length, 0)
   t.equal(frames.length, 17)
   t.ok(frames.every((f, i) => f.payload.equals(Buffer.alloc(32, i < 16 ? i : 0xff))), 'every reply intact')
+})
+
+// ------------------------------------------------------------ lent payloads
+
+/**
+ * A socket stand-in. `takesAll`: every write completes at once, as when the
+ * kernel takes it; else writes stay queued until `release()`. Chunks are
+ * copied when written, so what the peer got is what the memory held then.
+ */
+class TestSocket extends Writable {
+  readonly received: Buffer[] = []
+  private pending: Array<() => void> = []
+
+  constructor (private readonly takesAll: boolean) {
+    super({ highWaterMark: 16 * 1024 * 1024 })
+  }
+
+  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.received.push(Buffer.from(chunk))
+    if (this.takesAll) callback()
+    else this.pending.push(() => callback())
+  }
+
+  release (): void {
+    const pending = this.pending
+    this.pending = []
+    for (const done of pending) done()
+  }
+
+  frames (): Array<{ opcode: number, payload: Buffer }> {
+    return parseServerFrames(Buffer.concat(this.received)).frames
+  }
+}
+
+function filled (view: Buffer, byte: number): Buffer {
+  view.fill(byte)
+  return view
+}
+
+t.test('a lent payload leaves at once, behind the frames corked before it', async t => {
+  const socket = new TestSocket(true)
+  const writer = new FrameWriter(socket as unknown as Socket)
+  writer.frame(Opcode.TEXT, 'first')
+  t.equal(socket.received.length, 0, 'an ordinary frame waits for the end of the tick (corked)')
+  const payload = filled(lend(10_000), 7)
+  writer.frame(Opcode.BINARY, payload)
+  const frames = socket.frames()
+  t.same(frames.map(frame => [frame.opcode, frame.payload.length]), [[Opcode.TEXT, 5], [Opcode.BINARY, 10_000]], 'both are written before the handler returns, in order')
+  t.ok(frames[1].payload.equals(Buffer.alloc(10_000, 7)))
+  t.ok(isLent(payload), 'all taken at once: the memory is still the lender\'s')
+  const before = pooledBytes()
+  giveBack(payload)
+  t.equal(pooledBytes(), before + 16 * 1024, 'and goes back to the pool')
+  // The tick's pending uncork finds nothing left to do.
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(socket.frames().length, 2)
+})
+
+t.test('a lent payload whose write stays queued is kept out of the pool', async t => {
+  const socket = new TestSocket(false)
+  const writer = new FrameWriter(socket as unknown as Socket)
+  const payload = filled(lend(10_000), 9)
+  const memory = payload.buffer
+  writer.frame(Opcode.BINARY, payload)
+  t.ok(socket.writableLength > 0, 'the write is queued')
+  t.notOk(isLent(payload), 'the queued write keeps the memory')
+  const before = pooledBytes()
+  giveBack(payload)
+  t.equal(pooledBytes(), before, 'its give-back pools nothing')
+  const next = filled(lend(10_000), 1)
+  t.not(next.buffer, memory, 'a later message cannot overwrite what the write still reads')
+  socket.release()
+  t.ok(socket.frames()[0].payload.equals(Buffer.alloc(10_000, 9)))
+  giveBack(next)
+})
+
+t.test('inside a read batch, a lent payload leaves behind the staged frames', async t => {
+  const socket = new TestSocket(true)
+  const writer = new FrameWriter(socket as unknown as Socket)
+  writer.beginBatch()
+  writer.frame(Opcode.TEXT, 'staged')
+  const payload = filled(lend(8_000), 3)
+  writer.frame(Opcode.BINARY, payload)
+  t.same(socket.frames().map(frame => frame.opcode), [Opcode.TEXT, Opcode.BINARY], 'written before the batch ends')
+  writer.endBatch()
+  t.ok(isLent(payload))
+  giveBack(payload)
+})
+
+t.test('an ordinary large payload is written at the end of the tick, as before', async t => {
+  const socket = new TestSocket(true)
+  const writer = new FrameWriter(socket as unknown as Socket)
+  writer.frame(Opcode.BINARY, Buffer.alloc(10_000, 5))
+  t.equal(socket.received.length, 0, 'corked for the rest of the tick')
+  await new Promise(resolve => process.nextTick(resolve))
+  t.same(socket.frames().map(frame => frame.payload.length), [10_000])
 })
