@@ -46,14 +46,14 @@ export const TARGETS: readonly Target[] = [
     label: 'echo, 64 connections, 64 KiB',
     kind: 'min',
     bound: 0.75,
-    limit: 'with V8\'s default flags, a mark-compact after nearly every scavenge: V8 11 still counts the freed message buffers as allocated when it decides on a full collection (`--no-concurrent-array-buffer-sweeping` removes it); with that flag, the copy into the fresh message buffer a handler may keep and the copy into the kernel',
+    limit: 'the echo borrows its messages (`binaryMessages: \'borrow\'`), so each costs one copy out of the read buffer and one into the kernel and no allocation; with messages the handler owns, a fresh ArrayBuffer each, and with V8\'s default flags a mark-compact after nearly every scavenge (V8 11 still counts the freed buffers as allocated when it decides on a full collection)',
   },
   {
     scenario: 'echo-64c-1MiB',
     label: 'echo, 64 connections, 1 MiB',
     kind: 'min',
     bound: 0.85,
-    limit: 'with V8\'s default flags, the same mark-compacts as at 64 KiB; with `--no-concurrent-array-buffer-sweeping` the row read 0.93 in one run (met, `bench/results/2026-12-01-flags.md`) and 0.71 in another, where uWS fell from 0.91 to 0.75 with it: past the collector, the row follows the sitting',
+    limit: 'as at 64 KiB: borrowed, the copies; owned, an ArrayBuffer per message and, with V8\'s default flags, the mark-compacts that follow',
   },
   {
     scenario: 'connect-64',

@@ -18,7 +18,7 @@
  *   Small payloads and every string are copied into the header's buffer, so
  *   such a frame is one allocation and one write.
  *
- * A payload larger than that in lent memory (a borrowed message sent on, as
+ * A payload over 4 KiB in lent memory (a borrowed message sent on, as
  * an echo does) leaves at once instead: see `writeLent`.
  *
  * Whoever ends the socket after frames of a batch calls `flush()` first:

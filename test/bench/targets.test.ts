@@ -78,7 +78,7 @@ t.test('a target exactly at its bound is met; under it is not, and its reason is
   const section = formatTargets(check)
   t.match(section, /\| echo, 64 connections, 64 KiB \| 0\.42 \| 0\.32 \(ws \+ bufferutil\) \| 0\.94 \| ≥ 0\.75 \| \*\*no\*\* \|/)
   const limits = section.slice(section.indexOf('### What limits'))
-  t.match(limits, /\*\*echo, 64 connections, 64 KiB\*\*: with V8's default flags/)
+  t.match(limits, /\*\*echo, 64 connections, 64 KiB\*\*: the echo borrows its messages/)
   t.equal(limits.split('\n').filter(line => line.startsWith('- ')).length, 1, 'one reason: only the one target not met')
   t.match(limits, /README\.md#what-limits-the-unmet-targets/)
 })
