@@ -342,6 +342,30 @@ t.test('limits: adapter-wide defaults, overridden per route', async t => {
   t.equal((await largeClosed).code, 1009)
 })
 
+t.test('binaryMessages: borrow, adapter-wide or per route; own by default', async t => {
+  const memories = new Map<string, ArrayBufferLike[]>()
+  const recordingEcho = (name: string): { message: (socket: { send: (data: Buffer) => unknown }, data: Buffer) => void } => ({
+    message (socket, data) {
+      memories.set(name, [...(memories.get(name) ?? []), data.buffer])
+      socket.send(data)
+    },
+  })
+  const s = await start(t, app => {
+    app.ws('/borrowing', recordingEcho('adapter-wide'))
+    app.ws('/owning', { binaryMessages: 'own', ...recordingEcho('route own') })
+  }, { binaryMessages: 'borrow' })
+  for (const [path, name] of [['/borrowing', 'adapter-wide'], ['/owning', 'route own']]) {
+    const client = await open(s.url(path))
+    for (const byte of [1, 2]) {
+      client.send(Buffer.alloc(30_000, byte))
+      t.ok(Buffer.from(await nextMessage(client) as Buffer).equals(Buffer.alloc(30_000, byte)), `${path}: echo ${byte} is right`)
+    }
+    const [first, second] = memories.get(name)!
+    if (name === 'adapter-wide') t.equal(second, first, 'borrowed: the second message reuses the first one\'s memory')
+    else t.not(second, first, 'owned: each message has memory of its own')
+  }
+})
+
 t.test('throwing handlers close their socket with 1011, are logged, and others keep working', async t => {
   const logger = silentLogger()
   const errors: string[] = []
