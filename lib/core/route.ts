@@ -71,7 +71,7 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     this.handlers = options.handlers
     // Text becomes a string before any handler sees it, so its memory is
     // always lent; binary only where the route borrows it (`binaryMessages`).
-    this.connectionOptions = { ...options.limits, lendText: true, lendBinary: options.limits.binaryMessages === 'borrow' }
+    this.connectionOptions = { ...options.limits, lendText: true, lendBinary: binaryMessages === 'borrow' }
     this.protocols = options.protocols
     this.registry = options.registry
     this.logger = options.logger
@@ -146,8 +146,8 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   onMessage (connection: RouteSocket<TRequest>, data: Buffer, isBinary: boolean, lent: boolean): void {
     const codec = this.codec
     if (codec !== undefined && codec.decodes) {
-      // Decoding is synchronous; a binary message refused here reaches the
-      // `invalidMessage` policy only as lent as the route's binary messages are.
+      // Decoding is synchronous. A binary message is refused here: with
+      // `'borrow'`, an `invalidMessage` function gets it borrowed too.
       this.onJsonMessage(codec, connection, data, isBinary)
       if (lent) giveBack(data)
       return

@@ -10,3 +10,4 @@ export { FrameParser, Opcode, type FrameHandler, type ParserOptions } from './pa
 export { FrameWriter, MaskingFrameWriter } from './writer.js'
 export { Utf8Validator, isValidUtf8 } from './utf8.js'
 export { applyMask } from './mask.js'
+export { giveBack } from './loans.js'
