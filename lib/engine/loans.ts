@@ -37,6 +37,7 @@ const loans = new WeakMap<ArrayBufferLike, Buffer>()
 const free: ArrayBufferLike[][] = Array.from({ length: MAX_CLASS + 1 }, () => [])
 let freeBytes = 0
 
+/** The class whose memory holds `size` bytes: log2 of the power of two at or above it (from MIN_CLASS). */
 function sizeClass (size: number): number {
   return size <= 1 << MIN_CLASS ? MIN_CLASS : 32 - Math.clz32(size - 1)
 }
@@ -47,10 +48,11 @@ function sizeClass (size: number): number {
  * `giveBack` ignores.
  */
 export function lend (size: number): Buffer {
-  const sizeClassOf = sizeClass(size)
-  if (size < LEND_THRESHOLD || sizeClassOf > MAX_CLASS) return Buffer.allocUnsafe(size)
-  let memory = free[sizeClassOf].pop()
-  if (memory === undefined) memory = Buffer.allocUnsafeSlow(1 << sizeClassOf).buffer
+  if (size < LEND_THRESHOLD) return Buffer.allocUnsafe(size)
+  const classOfSize = sizeClass(size)
+  if (classOfSize > MAX_CLASS) return Buffer.allocUnsafe(size)
+  let memory = free[classOfSize].pop()
+  if (memory === undefined) memory = Buffer.allocUnsafeSlow(1 << classOfSize).buffer
   else freeBytes -= memory.byteLength
   const view = Buffer.from(memory, 0, size)
   loans.set(memory, view)
@@ -77,7 +79,7 @@ export function giveBack (view: Uint8Array): void {
   if (loans.get(memory) !== view) return
   loans.delete(memory)
   if (freeBytes + memory.byteLength > MAX_FREE_BYTES) return
-  free[31 - Math.clz32(memory.byteLength)].push(memory)
+  free[sizeClass(memory.byteLength)].push(memory)
   freeBytes += memory.byteLength
 }
 
