@@ -6,9 +6,16 @@
  * profile; the same file opens as a flame graph in Chrome DevTools
  * (Performance, "Load profile") or in speedscope.
  *
- *   node dist/bench/profile-summary.js PROFILE.cpuprofile [TOP]
+ *   node dist/bench/profile-summary.js PROFILE.cpuprofile [TOP] [--from-ms N] [--to-ms M]
+ *
+ * `--from-ms` and `--to-ms` keep only the samples taken that many
+ * milliseconds after the profile started: the window in which the load ran.
+ * A profile of `--cpu-prof` starts with the process, so without them the
+ * summary also counts loading the modules, which on a cold file cache was
+ * measured at a quarter of a 6 s handshake profile's busy time.
  */
 import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
 
 /** The parts of the V8 CPU profile format (`Profiler.Profile`) read here. */
@@ -20,6 +27,12 @@ export interface CpuProfile {
   }>
   samples: number[]
   timeDeltas: number[]
+}
+
+/** The part of a profile to summarize, in milliseconds after the profile started (its `startTime`). */
+export interface SampleWindow {
+  fromMs?: number
+  toMs?: number
 }
 
 export type Owner = 'wsroutes' | 'node' | 'dependencies' | 'native' | 'garbage collector' | 'other'
@@ -62,12 +75,20 @@ function frameName (functionName: string, url: string, lineNumber: number): stri
   return `${functionName === '' ? '(anonymous)' : functionName}${file === '' ? '' : ` ${file}:${lineNumber + 1}`}`
 }
 
-export function summarize (profile: CpuProfile, topCount = 25): ProfileSummary {
+export function summarize (profile: CpuProfile, topCount = 25, window: SampleWindow = {}): ProfileSummary {
   const nodes = new Map(profile.nodes.map(node => [node.id, node]))
   const selfMicros = new Map<number, number>()
+  const fromMicros = (window.fromMs ?? 0) * 1000
+  const toMicros = (window.toMs ?? Infinity) * 1000
+  // The first time delta counts from the profile's start, each next one from
+  // the sample before: a sample stands for the time just before it.
+  let elapsed = 0
   for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i] ?? 0
+    elapsed += delta
+    if (elapsed <= fromMicros || elapsed > toMicros) continue
     const id = profile.samples[i]
-    selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
+    selfMicros.set(id, (selfMicros.get(id) ?? 0) + delta)
   }
   const byOwner: Record<Owner, number> = { wsroutes: 0, node: 0, dependencies: 0, native: 0, 'garbage collector': 0, other: 0 }
   const byName = new Map<string, number>()
@@ -107,11 +128,17 @@ export function formatSummary (summary: ProfileSummary): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const [file, top] = process.argv.slice(2)
-  if (file === undefined) {
-    console.error('usage: node dist/bench/profile-summary.js PROFILE.cpuprofile [TOP]')
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { 'from-ms': { type: 'string' }, 'to-ms': { type: 'string' } },
+  })
+  const [file, top] = positionals
+  const fromMs = values['from-ms'] === undefined ? undefined : Number(values['from-ms'])
+  const toMs = values['to-ms'] === undefined ? undefined : Number(values['to-ms'])
+  if (file === undefined || Number.isNaN(fromMs) || Number.isNaN(toMs)) {
+    console.error('usage: node dist/bench/profile-summary.js PROFILE.cpuprofile [TOP] [--from-ms N] [--to-ms M]')
     process.exit(2)
   }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
-  console.log(formatSummary(summarize(profile, top === undefined ? 25 : Number(top))))
+  console.log(formatSummary(summarize(profile, top === undefined ? 25 : Number(top), { fromMs, toMs })))
 }

@@ -38,6 +38,7 @@ server_cpu=() client_cpu=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   server_cpu=(taskset -c "$(( $(nproc) - 1 ))") client_cpu=(taskset -c 0)
 fi
+started_ms=$(date +%s%3N)
 # shellcheck disable=SC2086
 PORT=$PORT "${server_cpu[@]}" node ${NODE_FLAGS:-} --cpu-prof --cpu-prof-dir="$out" dist/examples/echo.js > "$out/server.log" 2>&1 &
 server=$!
@@ -47,6 +48,9 @@ for _ in $(seq 100); do
   kill -0 "$server" 2>/dev/null || { cat "$out/server.log" >&2; exit 1; }
   sleep 0.1
 done
+# The summary counts only the measured seconds: the profile starts with the
+# process, and loading the modules and the warm-up second are no part of them.
+load_from_ms=$(( $(date +%s%3N) - started_ms + 1000 ))
 "${client_cpu[@]}" "$wsload" -p "$PORT" --server-pid "$server" -d "$DURATION" -w 1 "${args[@]}" | grep '^RESULT' || true
 # SIGTERM closes the app and exits, which writes the profile.
 kill -TERM "$server"
@@ -55,6 +59,6 @@ trap - EXIT
 profile=$(ls "$out"/*.cpuprofile 2>/dev/null | head -n 1)
 [ -n "$profile" ] || { echo "bench:profile: no profile written (see $out/server.log)" >&2; exit 1; }
 echo
-node dist/bench/profile-summary.js "$profile" "${TOP:-30}"
+node dist/bench/profile-summary.js "$profile" "${TOP:-30}" --from-ms "$load_from_ms" --to-ms "$(( load_from_ms + DURATION * 1000 ))"
 echo
 echo "profile: $profile"

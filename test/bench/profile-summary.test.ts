@@ -50,6 +50,26 @@ t.test('self time is summed per function, idle left out, shares of busy time', a
   t.notMatch(text, /%\s+\(idle\)/, 'idle is no row of the shares')
 })
 
+t.test('a window keeps only the samples taken in it', async t => {
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: frame('(root)'), children: [2, 3] },
+      { id: 2, callFrame: frame('readFileUtf8') },
+      { id: 3, callFrame: frame('writeBuffer') },
+    ],
+    // Loading the modules for 2 ms, then the load: writes at 2.5, 3 and 3.5 ms, and one more read at 4 ms.
+    samples: [2, 2, 3, 3, 3, 2],
+    timeDeltas: [1000, 1000, 500, 500, 500, 500],
+  }
+  const whole = summarize(profile)
+  t.equal(whole.busyMicros, 4000, 'without a window, every sample counts')
+  const load = summarize(profile, 5, { fromMs: 2, toMs: 3.5 })
+  t.equal(load.busyMicros, 1500, 'the samples after 2 ms up to 3.5 ms')
+  t.same(load.top, [{ name: 'writeBuffer', micros: 1500 }], 'loading the modules is left out')
+  t.equal(summarize(profile, 5, { fromMs: 3 }).busyMicros, 1000, 'an open end runs to the last sample')
+  t.equal(summarize(profile, 5, { toMs: 1 }).busyMicros, 1000, 'an open start counts from the first')
+})
+
 t.test('a real profile of this process adds up', async t => {
   const session = new Session()
   session.connect()
