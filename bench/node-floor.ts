@@ -14,6 +14,7 @@
  *
  *   npm run build && PORT=9010 node dist/bench/node-floor.js
  *   wsload -p 9010 -m echo -c 64 -s 1k --no-verify   (and cecho the same way)
+ *   SERVER=dist/bench/node-floor.js npm run bench:profile -- -m echo -c 64 -s 1k --no-verify
  */
 import { createServer } from 'node:http'
 import type { Socket } from 'node:net'
@@ -89,3 +90,6 @@ const port = Number(process.env.PORT ?? 9010)
 server.listen(port, process.env.HOST ?? '127.0.0.1', () => {
   console.log(`node floor echo on ws://127.0.0.1:${port}/`)
 })
+// Exiting rather than dying on the signal lets `node --cpu-prof` write its
+// profile (`SERVER=dist/bench/node-floor.js npm run bench:profile`).
+process.once('SIGTERM', () => process.exit(0))

@@ -14,6 +14,8 @@
 # from ../shared/bench/wsload.c into $WSBENCH_DIR/build (as run-peers.sh
 # does) when it is not there yet. DIRECT_READS=0 profiles the 'data' events
 # mode; NODE_FLAGS adds flags for the server (for example --trace-gc).
+# SERVER=dist/bench/node-floor.js profiles the Node floor instead (give its
+# echo rows --no-verify: it leaves payloads masked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${WSROUTES_SHARED_BENCH:-../shared/bench}
@@ -40,7 +42,7 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
 fi
 started_ms=$(date +%s%3N)
 # shellcheck disable=SC2086
-PORT=$PORT "${server_cpu[@]}" node ${NODE_FLAGS:-} --cpu-prof --cpu-prof-dir="$out" dist/examples/echo.js > "$out/server.log" 2>&1 &
+PORT=$PORT "${server_cpu[@]}" node ${NODE_FLAGS:-} --cpu-prof --cpu-prof-dir="$out" "${SERVER:-dist/examples/echo.js}" > "$out/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
