@@ -1,0 +1,82 @@
+/**
+ * The documentation's links: every relative link in the Markdown files of
+ * the repository points at a file that exists, and every `#anchor` at a
+ * heading of its target (GitHub's slugs: lower case, punctuation dropped,
+ * spaces to hyphens). The README and bench/README.md link into each other's
+ * sections, and a renamed heading would otherwise break them silently.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const SKIPPED_DIRECTORIES = new Set(['node_modules', 'dist', '.git', 'reports', 'profiles'])
+
+function markdownFiles (directory: string): string[] {
+  const files: string[] = []
+  for (const entry of readdirSync(directory, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      if (!SKIPPED_DIRECTORIES.has(entry.name) && !entry.name.startsWith('.')) files.push(...markdownFiles(join(directory, entry.name)))
+    } else if (entry.name.endsWith('.md')) {
+      files.push(join(directory, entry.name))
+    }
+  }
+  return files
+}
+
+/** GitHub's anchor for a heading. */
+function slugOf (heading: string): string {
+  return heading.trim().toLowerCase()
+    .replace(/`/g, '')
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-')
+}
+
+function anchorsOf (markdown: string): Set<string> {
+  const anchors = new Set<string>()
+  const seen = new Map<string, number>()
+  let inFence = false
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('```')) inFence = !inFence
+    const heading = inFence ? null : /^#{1,6}\s+(.*)$/.exec(line)
+    if (heading === null) continue
+    const slug = slugOf(heading[1])
+    const count = seen.get(slug) ?? 0
+    seen.set(slug, count + 1)
+    anchors.add(count === 0 ? slug : `${slug}-${count}`)
+  }
+  return anchors
+}
+
+/** Links outside code: `[text](target)`, the target without a title. */
+function linksOf (markdown: string): string[] {
+  const prose = markdown.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '``')
+  return [...prose.matchAll(/\]\(([^)\s]+)\)/g)].map(match => match[1])
+}
+
+t.test('slugs follow GitHub', async t => {
+  t.equal(slugOf('What limits the unmet targets'), 'what-limits-the-unmet-targets')
+  t.equal(slugOf('Large messages: one V8 flag'), 'large-messages-one-v8-flag')
+  t.equal(slugOf('`app.ws(path, options)` and the `ws` route option'), 'appwspath-options-and-the-ws-route-option')
+  t.equal(slugOf('One connection × 1 MiB'), 'one-connection--1-mib')
+})
+
+for (const file of markdownFiles(root)) {
+  const name = relative(root, file)
+  t.test(`the links of ${name} resolve`, async t => {
+    const markdown = readFileSync(file, 'utf8')
+    let checked = 0
+    for (const link of linksOf(markdown)) {
+      if (/^[a-z]+:/i.test(link)) continue
+      const [path, anchor] = link.split('#') as [string, string | undefined]
+      const target = path === '' ? file : join(dirname(file), decodeURIComponent(path))
+      t.ok(existsSync(target), `${link}: ${relative(root, target)} exists`)
+      if (anchor !== undefined && anchor !== '' && target.endsWith('.md') && existsSync(target)) {
+        t.ok(anchorsOf(readFileSync(target, 'utf8')).has(anchor), `${link}: #${anchor} is a heading of ${relative(root, target)}`)
+      }
+      checked++
+    }
+    t.pass(`${checked} relative links checked`)
+  })
+}
