@@ -296,17 +296,18 @@ export class MessageCodec<THandler = unknown> {
    * Applies the policy to an invalid message: counts it, then closes
    * (`error.closeCode`, the fixed text as reason), replies with the envelope,
    * ignores it, or asks the hook. A hook that throws throws; an async
-   * hook's rejection goes to `failed`.
+   * hook's rejection goes to `failed`, and what is returned then is a
+   * promise that settles with the hook (never rejecting), so a caller that
+   * lent `raw` knows when the hook is done with it.
    */
-  refuse (socket: InvalidMessageTarget, error: InvalidMessageError, raw: string | Buffer, failed?: (cause: unknown) => void): InvalidMessageAction | undefined {
+  refuse (socket: InvalidMessageTarget, error: InvalidMessageError, raw: string | Buffer, failed?: (cause: unknown) => void): InvalidMessageAction | Promise<void> | undefined {
     socket.invalidMessages++
     let action: InvalidMessageAction
     if (typeof this.policy === 'function') {
       const decided: unknown = this.policy(socket, error, raw)
       if (decided === undefined) return undefined
       if (typeof decided === 'object' && decided !== null && typeof (decided as PromiseLike<unknown>).then === 'function') {
-        (decided as Promise<unknown>).then(undefined, failed)
-        return undefined
+        return Promise.resolve(decided as PromiseLike<unknown>).then(ignoreValue, failed ?? ignoreValue)
       }
       checkPolicy(decided)
       action = decided as InvalidMessageAction
@@ -320,6 +321,8 @@ export class MessageCodec<THandler = unknown> {
 }
 
 const ACTIONS = new Set<unknown>(['close', 'reply', 'ignore'])
+
+function ignoreValue (): void {}
 
 function checkPolicy (policy: unknown): void {
   if (typeof policy !== 'function' && !ACTIONS.has(policy)) {

@@ -147,9 +147,12 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     const codec = this.codec
     if (codec !== undefined && codec.decodes) {
       // Decoding is synchronous. A binary message is refused here: with
-      // `'borrow'`, an `invalidMessage` function gets it borrowed too.
-      this.onJsonMessage(codec, connection, data, isBinary)
-      if (lent) giveBack(data)
+      // `'borrow'`, an `invalidMessage` function gets it borrowed too, and
+      // an async one keeps the loan until its promise settles.
+      const hookRunning = this.onJsonMessage(codec, connection, data, isBinary)
+      if (!lent) return
+      if (hookRunning === undefined) giveBack(data)
+      else this.lendUntil(connection, data, hookRunning)
       return
     }
     const handler = this.handlers.message
@@ -191,34 +194,54 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     this.reportError(connection, error)
   }
 
-  private onJsonMessage (codec: MessageCodec<Handler>, ws: RouteSocket<TRequest>, data: Buffer, isBinary: boolean): void {
+  /** Returns the promise of an async `invalidMessage` hook still running on the message. */
+  private onJsonMessage (codec: MessageCodec<Handler>, ws: RouteSocket<TRequest>, data: Buffer, isBinary: boolean): Promise<void> | undefined {
     let decoded
     try {
       decoded = codec.decode(data, isBinary)
     } catch (error) {
       // The validator itself threw: the server's fault, not the peer's.
       this.handlerFailed(ws, 'message validation', error)
-      return
+      return undefined
     }
     if (decoded.ok) {
       const handler = decoded.handler ?? this.handlers.message
       if (handler !== undefined) this.runMessage(ws, handler, decoded.value, false, false)
-      return
+      return undefined
     }
-    this.refuse(codec, ws, decoded.error, decoded.raw)
+    return this.refuse(codec, ws, decoded.error, decoded.raw)
   }
 
-  /** An invalid inbound message: logged (never with its payload), reported to the error handlers, counted, then the route's policy. */
-  private refuse (codec: MessageCodec<Handler>, ws: RouteSocket<TRequest>, error: InvalidMessageError, raw: string | Buffer): void {
+  /**
+   * An invalid inbound message: logged (never with its payload), reported to
+   * the error handlers, counted, then the route's policy. Returns the
+   * promise of an async hook, which settles (never rejects) with it.
+   */
+  private refuse (codec: MessageCodec<Handler>, ws: RouteSocket<TRequest>, error: InvalidMessageError, raw: string | Buffer): Promise<void> | undefined {
     const log = ws.log
     if (log.info !== undefined) log.info({ err: error }, `websocket message refused: ${error.code}`)
     else log.debug({ err: error }, `websocket message refused: ${error.code}`)
     this.reportError(ws, error)
     try {
-      codec.refuse(ws, error, raw, (cause: unknown) => this.handlerFailed(ws, 'invalidMessage', cause))
+      const decided = codec.refuse(ws, error, raw, (cause: unknown) => this.handlerFailed(ws, 'invalidMessage', cause))
+      return typeof decided === 'object' ? decided : undefined
     } catch (cause) {
       this.handlerFailed(ws, 'invalidMessage', cause)
+      return undefined
     }
+  }
+
+  /**
+   * Keeps a borrowed message lent until `done` settles, as `runMessage` does
+   * for an async handler: the socket reads nothing meanwhile, so no later
+   * message of its own needs memory while this one is out.
+   */
+  private lendUntil (ws: RouteSocket<TRequest>, data: Buffer, done: Promise<void>): void {
+    ws.pauseReading()
+    done.then(() => {
+      giveBack(data)
+      ws.resumeReading()
+    })
   }
 
   // ------------------------------------------------ handler calls

@@ -43,3 +43,45 @@ for (const kind of KINDS) {
     t.same(wrong, [], `all ${sent.length} echoes (4 KiB to 1 MiB) are the messages sent, in order`)
   })
 }
+
+for (const kind of KINDS) {
+  t.test(`${kind}: a binary message refused on a JSON route stays lent until an async invalidMessage settles`, async t => {
+    const seen: string[] = []
+    const hookStarted: Array<() => void> = []
+    let release: () => void = () => {}
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const served = await serve(t, kind, [{
+      path: '/json',
+      options: {
+        binaryMessages: 'borrow',
+        schema: { message: { type: 'object' } },
+        message () {},
+        // Binary messages are refused on a JSON route; 'ignore' keeps the socket open.
+        async invalidMessage (_socket: unknown, _error: unknown, raw: Buffer) {
+          const before = raw[0]
+          hookStarted.shift()?.()
+          await gate
+          seen.push(`${before} → ${raw[0]}, ${String(raw.equals(Buffer.alloc(50_000, before)))}`)
+          return 'ignore'
+        },
+      },
+    }])
+    const first = wsClient(served.url('/json'))
+    const second = wsClient(served.url('/json'))
+    t.teardown(() => { first.terminate(); second.terminate() })
+    await Promise.all([once(first, 'open'), once(second, 'open')])
+    const started = new Promise<void>(resolve => hookStarted.push(resolve))
+    first.send(Buffer.alloc(50_000, 1))
+    await started
+    // Meanwhile, more messages of the same size class: the first socket's
+    // next one, and another socket's, each refused by the same hook.
+    first.send(Buffer.alloc(50_000, 2))
+    second.send(Buffer.alloc(50_000, 3))
+    await delay(100)
+    release()
+    await until(() => seen.length === 3, 'three refusals handled')
+    t.same(seen.slice().sort(), ['1 → 1, true', '2 → 2, true', '3 → 3, true'],
+      'each hook read its own message after the await: none was given back while its hook ran')
+    t.equal(seen[0], '1 → 1, true', 'the first socket read nothing more until its hook settled')
+  })
+}
