@@ -19,7 +19,8 @@
  *   such a frame is one allocation and one write.
  *
  * A payload over 4 KiB in lent memory (a borrowed message sent on, as
- * an echo does) leaves at once instead: see `writeLent`.
+ * an echo does) leaves at once instead: see `writeLent`. On a TLS socket it
+ * is copied first, and the copy written corked like any other payload.
  *
  * Whoever ends the socket after frames of a batch calls `flush()` first:
  * `Connection` does.
@@ -167,7 +168,16 @@ export class FrameWriter {
     }
     const header = Buffer.allocUnsafe(headerLength(length))
     writeHeader(header, firstByte, length)
-    if (isLent(payload)) return this.writeLent(header, payload)
+    if (isLent(payload)) {
+      // A TLS socket's write stays queued until the encrypted bytes are out,
+      // however fast the kernel takes them, so a lent payload written as it
+      // is would always leave the pool (`keepOutOfPool`): a fresh
+      // power-of-two buffer per message. A copy of its own size costs less,
+      // and the loan goes back. (Asked here, on this rare path, rather than
+      // kept per connection.)
+      if ((this.socket as { encrypted?: boolean }).encrypted !== true) return this.writeLent(header, payload)
+      payload = Buffer.from(payload)
+    }
     this.socket.write(header)
     return this.socket.write(payload)
   }

@@ -521,6 +521,24 @@ t.test('a lent payload whose write stays queued is kept out of the pool', async 
   giveBack(next)
 })
 
+t.test('on a TLS socket, a lent payload is copied: the loan goes back to the pool', async t => {
+  // A TLS socket's writes stay queued until the encrypted bytes are out.
+  const socket = Object.assign(new TestSocket(false), { encrypted: true })
+  const writer = new FrameWriter(socket as unknown as Socket)
+  const payload = filled(lend(10_000), 5)
+  const memory = payload.buffer
+  writer.frame(Opcode.BINARY, payload)
+  t.ok(isLent(payload), 'the memory is still the lender\'s: the write holds a copy')
+  giveBack(payload)
+  const next = filled(lend(10_000), 6)
+  t.equal(next.buffer, memory, 'the next message reuses the memory')
+  await new Promise(resolve => setImmediate(resolve))
+  socket.release()
+  t.same(socket.frames().map(frame => [frame.opcode, frame.payload.equals(Buffer.alloc(10_000, 5))]), [[Opcode.BINARY, true]],
+    'and the frame written is the first message, not what the memory holds now')
+  giveBack(next)
+})
+
 t.test('inside a read batch, a lent payload leaves behind the staged frames', async t => {
   const socket = new TestSocket(true)
   const writer = new FrameWriter(socket as unknown as Socket)
