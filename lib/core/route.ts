@@ -13,7 +13,7 @@ import type { Socket } from 'node:net'
 import { CloseCodes } from '../engine/close-codes.js'
 import { ReadyState, type ConnectionHandler, type ConnectionOptions } from '../engine/connection.js'
 import { ErrorCodes, WebSocketError, wsError } from '../engine/errors.js'
-import { acceptResponse, selectProtocol, type ProtocolSelector } from '../engine/handshake.js'
+import { acceptResponse, selectProtocol, writeHttpResponse, type ProtocolSelector } from '../engine/handshake.js'
 import { giveBack } from '../engine/loans.js'
 import type { InvalidMessageError, MessageCodec } from './messages.js'
 import type { SocketRegistry } from './registry.js'
@@ -88,6 +88,12 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   /** Completes a checked upgrade: 101, socket, `open`, then frames. */
   accept (upgrade: PendingUpgrade, request: TRequest): RouteSocket<TRequest> | undefined {
     const { socket, head } = upgrade
+    if (upgrade.answered) {
+      // The app's own answer goes out as it is (the socket closes once it is
+      // written, or the handshake deadline answers 503 if it never is).
+      this.logger(request).warn({}, 'websocket upgrade not completed: the request was already answered by a hook or middleware that let it go on')
+      return undefined
+    }
     upgrade.release()
     // The handshake timed out while hooks or middleware ran: the client
     // already has its 503.
@@ -105,7 +111,16 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
       refuseUpgrade(socket, 503, 'server shutting down')
       return undefined
     }
-    const protocol = selectProtocol(upgrade.protocols, this.protocols, request)
+    let protocol: string
+    try {
+      protocol = selectProtocol(upgrade.protocols, this.protocols, request)
+    } catch (error) {
+      // A `protocols` function that throws: the server's fault, answered as
+      // such, and the socket closed once the answer is written.
+      this.logger(request).error({ err: error }, 'websocket subprotocol selection failed')
+      writeHttpResponse(socket, 500, {}, 'subprotocol selection failed')
+      return undefined
+    }
     socket.write(acceptResponse(upgrade.key, protocol))
     const ws = new RouteSocket(socket as Socket, this, request, this.logger(request), this.connectionOptions, protocol)
     this.registry.add(ws)

@@ -20,6 +20,8 @@ export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 export class PendingUpgrade {
   /** The handshake timed out: the client got a 503 and the socket was closed; it must not be upgraded. */
   expired = false
+  /** The app began a response of its own (see `answered`). */
+  private answeredByApp = false
   /** When the upgrade request arrived (`performance.now()`). */
   private readonly arrived = performance.now()
   private timer: NodeJS.Timeout | undefined
@@ -52,6 +54,24 @@ export class PendingUpgrade {
       this.request = undefined
     }
     this.socket.off('error', destroyOnError)
+  }
+
+  /**
+   * Whether the app has answered this request itself: a hook or middleware
+   * sent a response and still let the request go on to its route (Fastify:
+   * an async hook that called `reply.send()` without returning the reply;
+   * Express: `res.status(401).json(…)` followed by `next()`). That answer
+   * stands, and no 101 may follow it: upgrading there would let the request
+   * past the very hook that refused it.
+   */
+  get answered (): boolean {
+    const response = this.response
+    return this.answeredByApp || (response !== undefined && (response.headersSent || response.writableEnded))
+  }
+
+  /** The framework began sending a response (Fastify: its `onSend` hooks started). */
+  markAnswered (): void {
+    this.answeredByApp = true
   }
 
   /**

@@ -281,8 +281,10 @@ function wsRouteHandler (path: PathParams, options: WsExpressRouteOptions<any, a
     try {
       runner.accept(upgrade, req)
     } catch (error) {
-      // A `protocols` function that throws: the response is already detached
-      // from the socket, so Express's error handling could not answer.
+      // An `open` setup that threw before any handler ran (a `protocols`
+      // function that throws is answered with a 500 by accept itself): the
+      // response is already detached, so Express's error handling could not
+      // answer.
       adapter.logger.error({ err: error }, 'websocket handshake failed')
       upgrade.socket.destroy()
     }

@@ -234,9 +234,23 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
         }
         compiled = true
       }
-      reply.hijack()
+      // A hook answered and let the request go on: that answer stands
+      // (`PendingUpgrade.answered`; accept then declines), and Fastify, still
+      // sending it, must keep the reply.
+      if (!upgrade.answered) reply.hijack()
       runner.accept(upgrade, request)
     }
+  })
+
+  // Fastify writes a hook's reply only after the app's `onSend` hooks, so a
+  // hook that called `reply.send()` without returning the reply, on an app
+  // with an async `onSend` hook, lets the request reach the route before
+  // anything is written. This hook, the app's first when wsroutes is
+  // registered first, marks such an upgrade as answered as soon as the
+  // sending begins.
+  fastify.addHook('onSend', function wsMarkAnswered (request, _reply, payload, next) {
+    ;(request.raw as UpgradeRequest)[kUpgrade]?.markAnswered()
+    next(null, payload)
   })
 
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {

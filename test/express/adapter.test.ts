@@ -116,6 +116,32 @@ t.test('bearer-token middleware answers 401 before any 101', async t => {
   client.close()
 })
 
+t.test('middleware that answers 401 and still calls next(): the 401 stands, no 101 after it', async t => {
+  let opened = 0
+  const s = await start(t, app => {
+    app.ws('/private', (req: Request, res: Response, next: NextFunction) => {
+      if (req.get('authorization') !== 'Bearer good-token') res.status(401).json({ error: 'unauthorized' })
+      next()
+    }, { open () { opened++ } })
+  })
+  const raw = await rawUpgrade(s.port, '/private')
+  t.equal(raw.statusLine, 'HTTP/1.1 401 Unauthorized')
+  t.same(JSON.parse(raw.body), { error: 'unauthorized' }, 'the body is the 401\'s alone')
+  t.notMatch(raw.raw, /101 Switching Protocols/, 'no 101 follows the answer')
+  t.equal(opened, 0, 'open never ran')
+  const client = await open(s.url('/private'), { headers: { authorization: 'Bearer good-token' } })
+  t.equal(opened, 1, 'a request the middleware let through is upgraded')
+  client.close()
+})
+
+t.test('a protocols function that throws: 500 and the socket closed', async t => {
+  const s = await start(t, app => {
+    app.ws('/p', { protocols: () => { throw new Error('selector bug') } })
+  })
+  const raw = await rawUpgrade(s.port, '/p', { 'Sec-WebSocket-Protocol': 'chat' })
+  t.equal(raw.statusLine, 'HTTP/1.1 500 Internal Server Error', 'the client gets an HTTP answer, not a silent close')
+})
+
 t.test('an async middleware runs before the upgrade; app.use and app.param too', async t => {
   const order: string[] = []
   const s = await start(t, app => {

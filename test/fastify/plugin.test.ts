@@ -86,6 +86,47 @@ t.test('a synchronous onRequest hook answering 401 (callback style)', async t =>
   t.equal(refused.status, 401)
 })
 
+t.test('a hook that sends 401 without returning the reply, on an app with an async onSend hook: still a 401', async t => {
+  // Fastify writes the reply only once the async onSend hook is done, and the
+  // hook's promise resolved without the reply: the request reaches the route
+  // before anything is written. No 101 may follow the hook's answer.
+  const opens: string[] = []
+  const { url, port, logs } = await build(t, app => {
+    app.addHook('onSend', async (_request, _reply, payload) => {
+      await new Promise(resolve => setTimeout(resolve, 20))
+      return payload
+    })
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.headers.authorization !== 'Bearer ok') reply.code(401).send({ error: 'no' })
+    })
+    app.ws('/private', { open (socket) { opens.push(socket.request.url) } })
+  })
+  const refused = await refusedWs(url + '/private')
+  t.equal(refused.status, 401, 'the hook\'s answer')
+  t.same(JSON.parse(refused.body), { error: 'no' })
+  const { client: raw, head } = await rawRequest(t, port, { path: '/private' })
+  t.equal(head.statusLine, 'HTTP/1.1 401 Unauthorized')
+  await raw.closed
+  t.notMatch(raw.raw.toString('latin1'), /101 Switching Protocols/, 'and nothing after it')
+  t.same(opens, [], 'open never ran')
+  t.ok(logs.lines.some(line => /upgrade not completed: the request was already answered/.test(String(line.msg))), 'the route says why it did not upgrade')
+  const ws = await client(t, url + '/private', undefined, { headers: { authorization: 'Bearer ok' } })
+  t.equal(ws.readyState, WebSocket.OPEN, 'with credentials the upgrade goes through, after the onSend hook')
+})
+
+t.test('a protocols function that throws: 500, the socket closed, and app.close() does not wait on it', async t => {
+  const { app, port, logs } = await build(t, app => {
+    app.ws('/p', { protocols: () => { throw new Error('selector bug') } })
+  })
+  const { client: raw, head } = await rawRequest(t, port, { path: '/p', headers: { 'sec-websocket-protocol': 'chat' } })
+  t.equal(head.statusLine, 'HTTP/1.1 500 Internal Server Error')
+  await raw.closed
+  t.pass('the server closed the connection after the 500')
+  t.ok(logs.lines.some(line => line.level === 50 && /subprotocol selection failed/.test(String(line.msg))), 'logged as an error')
+  await app.close()
+  t.pass('app.close() completed')
+})
+
 t.test('onRequest, preParsing, preValidation and preHandler run before open, in order', async t => {
   const order: string[] = []
   const { url } = await build(t, app => {

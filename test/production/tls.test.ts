@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { wsExpress } from '../../lib/express/index.js'
 import { wsroutes } from '../../lib/index.js'
-import type { WebSocket as RouteWebSocket } from '../../lib/index.js'
+import type { RouteSocket } from '../../lib/core/socket.js'
 import { prng, randomBytes } from '../helpers/random.js'
 import { closeWs, nextMessage, openWs, wsClosed, type Teardown } from '../interop/helpers.js'
 
@@ -34,7 +34,7 @@ function echoRoute (seen: Seen): Record<string, unknown> {
   return {
     binaryMessages: 'borrow',
     maxPayload: 2 << 20,
-    message (socket: RouteWebSocket, data: Buffer | string, isBinary: boolean) {
+    message (socket: RouteSocket<unknown>, data: Buffer | string, isBinary: boolean) {
       seen.readingDirectly.push(socket.readingDirectly)
       if (isBinary) seen.memories.push((data as Buffer).buffer)
       socket.send(data, { binary: isBinary })
