@@ -1,8 +1,11 @@
 /**
  * Small pieces of route configuration that every framework adapter shares:
- * which keys are limits, and the answer to a plain HTTP request on a route
- * that only speaks WebSocket.
+ * which keys are limits, the checks of adapter-wide options, and the answer
+ * to a plain HTTP request on a route that only speaks WebSocket.
  */
+import type { Server } from 'node:http'
+import { MAX_CLOSE_REASON_BYTES } from '../engine/close-codes.js'
+import { ErrorCodes, wsRangeError } from '../engine/errors.js'
 import type { WsLimits } from './types.js'
 
 /** The keys of `WsLimits`, set adapter-wide and overridden per route. */
@@ -28,3 +31,31 @@ export const UPGRADE_REQUIRED = {
     message: 'this route only accepts WebSocket connections',
   },
 } as const
+
+/**
+ * The reason sent with every 1001 on shutdown, checked when the adapter is
+ * set up rather than on the first socket it would close: a reason over 123
+ * bytes would make each `close()` throw (§5.5: a control frame's payload is
+ * at most 125 bytes, two of them the code), and shutdown could not finish.
+ */
+export function checkShutdownReason (reason: string): string {
+  const bytes = Buffer.byteLength(reason)
+  if (bytes > MAX_CLOSE_REASON_BYTES) {
+    throw wsRangeError(ErrorCodes.CLOSE_REASON_TOO_LONG, `wsroutes: shutdownReason is ${bytes} bytes of UTF-8; the limit is ${MAX_CLOSE_REASON_BYTES}`)
+  }
+  return reason
+}
+
+const servedServers = new WeakSet<object>()
+
+/**
+ * Claims `server`'s upgrades for one adapter. Each adapter answers every
+ * upgrade request on its server (a 404 where none of its routes matches),
+ * so a second one on the same server would answer the same requests again.
+ */
+export function claimServer (server: Server | object): void {
+  if (servedServers.has(server)) {
+    throw new Error('wsroutes: this server already has a wsroutes adapter; serve every WebSocket route of a server through one wsExpress() or one registration of the Fastify plugin')
+  }
+  servedServers.add(server)
+}

@@ -39,7 +39,7 @@ import {
   type MessageSchemaSpec,
   type SchemaCompilers,
 } from '../core/messages.js'
-import { pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
+import { checkShutdownReason, claimServer, pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
 import { SocketRegistry } from '../core/registry.js'
 import { RouteRunner, type RouteLogger } from '../core/route.js'
 import type { RouteSocket } from '../core/socket.js'
@@ -350,7 +350,8 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
       return compilers
     },
   }
-  const shutdownReason = options.shutdownReason ?? 'server shutting down'
+  const shutdownReason = checkShutdownReason(options.shutdownReason ?? 'server shutting down')
+  claimServer(server)
   let closing: Promise<void> | undefined
 
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -27,7 +27,7 @@ import type {
   RouteShorthandOptions,
 } from 'fastify'
 import fp from 'fastify-plugin'
-import { LIMIT_KEYS, pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
+import { LIMIT_KEYS, checkShutdownReason, claimServer, pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
 import { checkMessageSpec, compileMessageCodec, hasMessageSchemas, type InvalidMessagePolicy, type MessageSchemaSpec } from '../core/messages.js'
 import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
@@ -158,7 +158,15 @@ function methodsOf (options: RouteOptions): string[] {
 const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) => {
   const registry = new SocketRegistry()
   const defaults = pickLimits(options)
-  const shutdownReason = options.shutdownReason ?? 'server shutting down'
+  let shutdownReason: string
+  try {
+    shutdownReason = checkShutdownReason(options.shutdownReason ?? 'server shutting down')
+    claimServer(fastify.server)
+  } catch (error) {
+    // The registration fails (`register()` and `ready()` reject) rather than the process.
+    done(error as Error)
+    return
+  }
   let closing = false
 
   fastify.decorate('ws', function ws (this: FastifyInstance, path: string, routeOptions: Record<string, unknown>) {

@@ -489,6 +489,16 @@ t.test('a client that leaves while middleware runs is dropped, without a 101 or 
   t.equal(s.ws.clients.size, 0)
 })
 
+t.test('one adapter per server; a shutdownReason too long for a close frame is refused at setup', async t => {
+  const app = express()
+  const server = createServer(app)
+  wsExpress(app, server, { logger: silentLogger() })
+  t.throws(() => wsExpress(express(), server, { logger: silentLogger() }), /already has a wsroutes adapter/,
+    'a second adapter would answer the same upgrades again')
+  t.throws(() => wsExpress(app, createServer(app), { shutdownReason: 'x'.repeat(124) }), { name: 'RangeError', code: 'WS_ERR_CLOSE_REASON_TOO_LONG' },
+    'rather than on the first socket shutdown would close')
+})
+
 t.test('ws() without the options object is a TypeError', async t => {
   const app = express()
   t.throws(() => (app.ws as (...args: unknown[]) => unknown)('/x'), TypeError)

@@ -707,6 +707,18 @@ t.test('an upgrade whose hooks were still running when shutdown began is refused
   t.same(opens, [], 'open never ran')
 })
 
+t.test('the plugin once per server; a shutdownReason too long for a close frame is refused at registration', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  // Two sibling contexts, each with its own registration: both would listen for the server's upgrades.
+  app.register(async child => { child.register(wsroutes) })
+  app.register(async child => { child.register(wsroutes) })
+  await t.rejects(async () => { await app.ready() }, /already has a wsroutes adapter/, 'the app fails to start, not the process')
+  const other = Fastify()
+  t.teardown(() => other.close())
+  await t.rejects(async () => { await other.register(wsroutes, { shutdownReason: 'é'.repeat(62) }) }, { name: 'RangeError', code: 'WS_ERR_CLOSE_REASON_TOO_LONG' })
+})
+
 t.test('two apps with the plugin keep their sockets apart', async t => {
   const one = await build(t, app => { app.ws('/', { open (socket) { socket.send('one') } }) })
   const two = await build(t, app => { app.ws('/', { open (socket) { socket.send('two') } }) })
