@@ -42,7 +42,8 @@ export class SocketRegistry {
    * Refuses upgrades from now on, runs `preClose` with the open sockets (for
    * a goodbye broadcast; up to `timeout` ms, its failure goes to `onError`),
    * then sends every open socket a 1001 close, waits up to `timeout` ms for
-   * the closing handshakes, and terminates whatever is left.
+   * the closing handshakes, terminates whatever is left, and waits (up to
+   * `timeout` ms again) for those to close.
    */
   async closeAll (reason: string, timeout: number, preClose?: PreClose, onError?: (error: unknown) => void): Promise<void> {
     this.shuttingDown = true
@@ -59,7 +60,18 @@ export class SocketRegistry {
     })
     clearTimeout(timer)
     this.emptied = undefined
+    if (this.sockets.size === 0) return
     for (const socket of this.sockets.items.slice()) socket.terminate()
+    // A destroyed socket's 'close', and with it the socket's `close`
+    // handler, comes in a later tick: wait for them, so that shutdown
+    // resolves after every close handler ran. Bounded like the handshakes,
+    // for a socket whose 'close' never comes.
+    await new Promise<void>(resolve => {
+      this.emptied = resolve
+      timer = setTimeout(resolve, timeout)
+    })
+    clearTimeout(timer)
+    this.emptied = undefined
   }
 
   private async runPreClose (preClose: PreClose, timeout: number, onError = (_error: unknown): void => {}): Promise<void> {

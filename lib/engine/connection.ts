@@ -389,6 +389,11 @@ export class Connection implements FrameHandler, HeartbeatMember {
       // the peer reads it. Half-close, and read until its FIN.
       this.socket.end()
     }
+    // The peer's answer must be read. A socket paused for an async handler
+    // reads on (whatever messages come before the answer are dropped, as in
+    // CLOSING), or the answer would wait behind the handler and the closing
+    // handshake time out, the peer blamed for our pause.
+    if (this.readingPaused) this.resumeReading()
     if (this.closeTimer === undefined) this.closeTimer = setTimeout(closeTimeoutExpired, this.settings.closeTimeout, this)
   }
 
@@ -467,7 +472,9 @@ export class Connection implements FrameHandler, HeartbeatMember {
   onPing (data: Buffer): void {
     // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
     // frame in response, unless it already received a Close frame."
-    if (this.readyState === ReadyState.OPEN) this.writer.frame(Opcode.PONG, data)
+    // Not after our side has ended (the peer's FIN came while an async
+    // handler held the read, and the ping was parsed after it).
+    if (this.readyState === ReadyState.OPEN && this.socket.writable) this.writer.frame(Opcode.PONG, data)
     this.handler.onPing?.(this, data)
   }
 

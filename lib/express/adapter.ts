@@ -381,10 +381,14 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
   // server.close() waits for every connection, upgraded ones included, and
   // emits 'close' only after the last: too late to say goodbye. So closing
   // the server starts the adapter's shutdown first.
+  // Its callback waits for that shutdown too: Node counts a destroyed socket
+  // out of the server at once, but the socket's 'close', and with it the
+  // route's close handler, comes a tick later.
   const serverClose = server.close
-  server.close = function closeServerAndSockets (this: typeof server, ...args: Parameters<typeof server.close>) {
-    close().catch((error: unknown) => adapter.logger.error({ err: error }, 'closing websockets failed'))
-    return serverClose.apply(this, args)
+  server.close = function closeServerAndSockets (this: typeof server, callback?: (error?: Error) => void) {
+    const shutdown = close().catch((error: unknown) => adapter.logger.error({ err: error }, 'closing websockets failed'))
+    if (callback === undefined) return serverClose.call(this)
+    return serverClose.call(this, (error?: Error) => { void shutdown.then(() => callback(error)) })
   } as typeof server.close
   server.once('close', () => {
     server.off('upgrade', onUpgrade)

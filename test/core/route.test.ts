@@ -4,7 +4,9 @@
  * back, handler failures closing only their socket with 1011, the error
  * handlers' order, log levels, drain, and a socket that left before accept.
  */
+import { once } from 'node:events'
 import http, { type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import t from 'tap'
 import { SocketRegistry } from '../../lib/core/registry.js'
 import { RouteRunner, isNetworkError, type RouteLogger, type RouteRunnerOptions } from '../../lib/core/route.js'
@@ -258,6 +260,33 @@ t.test('log levels: protocol and network errors at debug, others at error', asyn
   t.equal(other.level, 'error')
   t.same(errors.map(error => (error as { code?: string }).code ?? error.message), ['WS_ERR_INVALID_UTF8', 'ECONNRESET', 'something odd'],
     'the route error handler got all three')
+})
+
+t.test('a ping parsed after the peer\'s FIN (an async handler held the read) gets no pong written after our end', { timeout: 10_000 }, async t => {
+  // 'data' events, the path of TLS sockets: the FIN is seen while the parser
+  // still holds the ping behind the paused message, and our side is ended
+  // at once. (With direct reads, a paused socket does not read the FIN.)
+  const errors: Error[] = []
+  const closes: number[] = []
+  const settled = deferred<void>()
+  const h = await serve(t, {
+    // Settles just after the FIN was seen, when our side has ended too, before the socket is closed.
+    async message (socket) {
+      await once((socket as unknown as { socket: Socket }).socket, 'end')
+      settled.resolve()
+    },
+    error (_socket, error) { errors.push(error) },
+    close (_socket, code) { closes.push(code) },
+  }, { limits: { directReads: false } })
+  const raw = await RawClient.open(h.port)
+  t.teardown(() => raw.destroy())
+  raw.socket.write(Buffer.concat([clientFrame(Op.TEXT, 'work'), clientFrame(Op.PING, 'are you there')]))
+  raw.socket.end()
+  await settled.promise
+  await raw.closed
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(errors.map(error => (error as { code?: string }).code ?? error.message), [], 'no write-after-end error')
+  t.same(closes, [1006], 'the close is reported once, as the peer left without a close frame')
 })
 
 t.test('isNetworkError', async t => {

@@ -72,6 +72,40 @@ for (const kind of KINDS) {
     t.same(politeSeen.close, { code: 1001, reason: 'server shutting down' }, 'the polite client closed normally')
   })
 
+  t.test(`${kind}: close() resolves after the close handlers, even of sockets it had to terminate`, async t => {
+    const closeTimeout = 300
+    const closes: Array<{ path: string, code: number }> = []
+    let closeResolved = false
+    const paused = deferred<void>()
+    const served = await serve(t, kind, [
+      { path: '/silent', options: { close (_socket: unknown, code: number) { closes.push({ path: '/silent', code, ...(closeResolved ? { late: true } : {}) }) } } },
+      {
+        // An async handler holds the socket's reading when shutdown begins:
+        // the 1001 goes out, and the client's answer must still be read.
+        path: '/paused',
+        options: {
+          async message () { paused.resolve(); await new Promise(resolve => setTimeout(resolve, 2 * closeTimeout)) },
+          close (_socket: unknown, code: number) { closes.push({ path: '/paused', code, ...(closeResolved ? { late: true } : {}) }) },
+        },
+      },
+    ], { adapter: { closeTimeout } })
+    const silent = await RawClient.open(served.port, { path: '/silent' })
+    t.teardown(() => silent.destroy())
+    const busy = await openWs(served.url('/paused'))
+    t.teardown(() => busy.terminate())
+    const busySeen = watch(busy)
+    busy.send('work')
+    await paused.promise
+    await served.close()
+    closeResolved = true
+    t.same(closes.slice().sort((a, b) => a.path.localeCompare(b.path)), [
+      { path: '/paused', code: 1001 },
+      { path: '/silent', code: 1006 },
+    ], 'both close handlers ran before close() resolved: the paused socket read the client\'s answer (1001), the silent one was terminated (1006)')
+    await until(() => busySeen.close !== undefined, 'the busy client\'s close')
+    t.same(busySeen.close, { code: 1001, reason: 'server shutting down' })
+  })
+
   t.test(`${kind}: a preClose that throws is logged; the sockets still get their 1001`, async t => {
     const served = await serve(t, kind, [{ path: '/a', options: {} }], {
       adapter: { preClose () { throw new Error('broadcast failed') } },
