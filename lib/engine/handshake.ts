@@ -81,6 +81,13 @@ export function checkUpgradeRequest (req: UpgradeRequestLike): HandshakeCheck {
   if (typeof key !== 'string' || !KEY_PATTERN.test(key.trim())) return { ok: false, status: 400, message: 'Sec-WebSocket-Key must be the base64 of 16 bytes' }
   const protocols = parseProtocols(headers['sec-websocket-protocol'])
   if (protocols === null) return { ok: false, status: 400, message: 'malformed Sec-WebSocket-Protocol header' }
+  // The opening handshake is a GET without a body (§4.1 lists no body, and
+  // Node hands whatever follows the head to the upgrade as its first
+  // bytes): body bytes would be read as the client's first frames.
+  const contentLength = headers['content-length']
+  if ((contentLength !== undefined && contentLength !== '0') || headers['transfer-encoding'] !== undefined) {
+    return { ok: false, status: 400, message: 'the opening handshake must not have a body' }
+  }
   return { ok: true, key: key.trim(), protocols }
 }
 

@@ -120,6 +120,12 @@ t.test('Sec-WebSocket-Protocol is parsed into the offered list', async t => {
   }
 })
 
+t.test('a handshake with a body is refused (400): its bytes would be read as frames', async t => {
+  t.match(checkUpgradeRequest(request({ 'content-length': '5' })), { ok: false, status: 400, message: /must not have a body/ })
+  t.match(checkUpgradeRequest(request({ 'transfer-encoding': 'chunked' })), { ok: false, status: 400, message: /must not have a body/ })
+  t.match(checkUpgradeRequest(request({ 'content-length': '0' })), { ok: true }, 'Content-Length: 0 is no body')
+})
+
 t.test('headerHasToken', async t => {
   t.equal(headerHasToken('keep-alive, Upgrade', 'upgrade'), true)
   t.equal(headerHasToken(['a', 'B, c'], 'b'), true)
