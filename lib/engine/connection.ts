@@ -187,6 +187,10 @@ function socketOnError (this: OwnedSocket, error: Error): void {
 }
 function socketOnDrain (this: OwnedSocket): void {
   const connection = this[kConnection]!
+  // The kernel took what was queued: the peer is reading. A peer busy with
+  // a long download may send nothing, not even the pong, which waits behind
+  // the download in its receive buffer: for the heartbeat, it is alive.
+  connection.activity = true
   connection.handler.onDrain?.(connection)
 }
 function closeTimeoutExpired (connection: Connection): void {

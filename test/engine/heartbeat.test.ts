@@ -9,7 +9,7 @@ import { watchIdle } from '../../lib/engine/heartbeat.js'
 
 interface Seen { closes: number[], errors: string[], pings: number }
 
-async function startServer (t: Test, idleTimeout: number): Promise<{ port: number, seen: Seen }> {
+async function startServer (t: Test, idleTimeout: number, onConnection?: (connection: Connection) => void): Promise<{ port: number, seen: Seen }> {
   const seen: Seen = { closes: [], errors: [], pings: 0 }
   const handler: ConnectionHandler = {
     onMessage (connection, data) { connection.send(data) },
@@ -21,12 +21,18 @@ async function startServer (t: Test, idleTimeout: number): Promise<{ port: numbe
     const check = checkUpgradeRequest(request)
     if (!check.ok) return socket.destroy()
     socket.write(acceptResponse(check.key, ''))
-    new Connection(socket as net.Socket, handler, { idleTimeout }).start(head)
+    const connection = new Connection(socket as net.Socket, handler, { idleTimeout })
+    onConnection?.(connection)
+    connection.start(head)
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   t.teardown(() => { server.close() })
   return { port: (server.address() as net.AddressInfo).port, seen }
+}
+
+async function until (predicate: () => boolean): Promise<void> {
+  while (!predicate()) await new Promise(resolve => setTimeout(resolve, 5))
 }
 
 /** A client that completes the handshake and then never answers anything. */
@@ -51,6 +57,22 @@ t.test('a peer that never answers the heartbeat ping is dropped, once', async t 
   await new Promise(resolve => setImmediate(resolve))
   t.same(seen.closes, [1006], 'close reported once, as abnormal')
   t.same(seen.errors, ['WS_ERR_IDLE_TIMEOUT'])
+})
+
+t.test('a peer that only reads (each drain of our writes) counts as alive', { timeout: 10_000 }, async t => {
+  const connections: Connection[] = []
+  const { port, seen } = await startServer(t, 0.2, connection => connections.push(connection))
+  const { socket } = await silentClient(port)
+  t.teardown(() => socket.destroy())
+  await until(() => connections.length === 1)
+  // What a download to a slow reader looks like on our side: 'drain' after
+  // 'drain', and nothing inbound (its pong waits behind the download).
+  const draining = setInterval(() => connections[0].socket.emit('drain'), 40)
+  await new Promise(resolve => setTimeout(resolve, 600))
+  clearInterval(draining)
+  t.same(seen.closes, [], 'not dropped in three idle timeouts while the peer kept reading')
+  await once(socket, 'close')
+  t.same(seen.errors, ['WS_ERR_IDLE_TIMEOUT'], 'dropped once the drains stopped and the ping went unanswered')
 })
 
 t.test('a peer that answers pings stays connected', async t => {
