@@ -4,7 +4,8 @@
  * middleware run, and give the framework an HTTP response object that writes
  * to the raw socket, so a hook's 401 or a 404 is a real HTTP answer.
  */
-import { ServerResponse, type IncomingMessage } from 'node:http'
+import { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { checkUpgradeRequest, headerHasToken, writeHttpResponse } from '../engine/handshake.js'
 
@@ -145,8 +146,9 @@ export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Bu
   socket.on('error', destroyOnError)
   // An upgrade to another protocol (`Upgrade: h2c`, …) is no WebSocket
   // handshake: it is served as the plain HTTP request it also is, as Node
-  // would serve it if nobody listened for upgrades.
-  if (!headerHasToken(request.headers.upgrade, 'websocket')) return responseOnSocket(request, socket)
+  // would serve it if nobody listened for upgrades (the framework routes
+  // `response.req`, which carries the request's body).
+  if (!headerHasToken(request.headers.upgrade, 'websocket')) return plainResponse(request, socket, head)
   const check = checkUpgradeRequest(request)
   if (!check.ok) {
     writeHttpResponse(socket, check.status, check.headers, check.message)
@@ -157,6 +159,56 @@ export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Bu
   ;(request as UpgradeRequest)[kUpgrade] = upgrade
   upgrade.setTimeout(handshakeTimeout)
   return response
+}
+
+/**
+ * The response to an upgrade served as plain HTTP. Node parsed such a
+ * request as an upgrade: its IncomingMessage ended after the head, and
+ * the body went to `head` and the socket. So the framework gets a request of
+ * its own, fed with those bytes up to `Content-Length` (a chunked body
+ * cannot be delimited here: 411).
+ */
+function plainResponse (request: IncomingMessage, socket: Duplex, head: Buffer): ServerResponse | undefined {
+  const length = request.headers['content-length']
+  if (request.headers['transfer-encoding'] !== undefined) {
+    writeHttpResponse(socket, 411, {}, 'an upgrade request served as plain HTTP needs Content-Length for its body')
+    return undefined
+  }
+  if (length === undefined || length === '0') return responseOnSocket(request, socket)
+  let remaining = Number(length)
+  if (!Number.isSafeInteger(remaining) || remaining < 0) {
+    writeHttpResponse(socket, 400, {}, 'invalid Content-Length')
+    return undefined
+  }
+  const withBody = new IncomingMessage(socket as Socket)
+  withBody.method = request.method
+  withBody.url = request.url
+  withBody.httpVersion = request.httpVersion
+  withBody.httpVersionMajor = request.httpVersionMajor
+  withBody.httpVersionMinor = request.httpVersionMinor
+  withBody.headers = request.headers
+  withBody.rawHeaders = request.rawHeaders
+  const feed = (chunk: Buffer): void => {
+    const part = chunk.subarray(0, remaining)
+    remaining -= part.length
+    if (part.length > 0) withBody.push(part)
+    if (remaining === 0) {
+      // Anything after the body (a pipelined request) is not read: the
+      // socket closes after this response.
+      socket.off('data', feed)
+      // As Node's parser marks a whole message: an IncomingMessage destroyed
+      // incomplete (at the end of its reading) counts as aborted and takes
+      // the socket with it, before the response is written.
+      withBody.complete = true
+      withBody.push(null)
+    }
+  }
+  feed(head)
+  if (remaining > 0) {
+    socket.on('data', feed)
+    socket.once('close', () => { if (remaining > 0) withBody.destroy() })
+  }
+  return responseOnSocket(withBody, socket)
 }
 
 /** An HTTP response written straight to the raw socket, which is closed once the response is sent. */

@@ -361,9 +361,12 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
     }
     const response = beginUpgrade(request, socket, head, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
     if (response === undefined) return
-    ;(request as AdapterRequest)[kAdapter] = adapter
+    // `response.req`: the request itself, or for an upgrade served as plain
+    // HTTP one that carries its body.
+    const routed = response.req
+    ;(routed as AdapterRequest)[kAdapter] = adapter
     try {
-      app(request, response)
+      app(routed, response)
     } catch (error) {
       adapter.logger.error({ err: error }, 'routing an upgrade request failed')
       socket.destroy()

@@ -269,7 +269,8 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
     const response = beginUpgrade(request, socket, head, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
     if (response === undefined) return
     try {
-      fastify.routing(request, response)
+      // `response.req`: the request itself, or for an upgrade served as plain HTTP one that carries its body.
+      fastify.routing(response.req, response)
     } catch (error) {
       fastify.log.error({ err: error }, 'wsroutes: routing an upgrade request failed')
       socket.destroy()

@@ -142,6 +142,23 @@ t.test('a protocols function that throws: 500 and the socket closed', async t =>
   t.equal(raw.statusLine, 'HTTP/1.1 500 Internal Server Error', 'the client gets an HTTP answer, not a silent close')
 })
 
+t.test('an h2c upgrade with a body is plain HTTP with its body', async t => {
+  const s = await start(t, app => {
+    app.post('/echo', express.json(), (req: Request, res: Response) => { res.json({ got: req.body }) })
+  })
+  const body = JSON.stringify({ a: 1 })
+  const socket = (await import('node:net')).connect(s.port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  await once(socket, 'connect')
+  socket.write(`POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  const chunks: Buffer[] = []
+  socket.on('data', chunk => chunks.push(chunk))
+  await once(socket, 'close')
+  const text = Buffer.concat(chunks).toString()
+  t.match(text, /^HTTP\/1.1 200/)
+  t.same(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)), { got: { a: 1 } }, 'express.json() read the body')
+})
+
 t.test('an async middleware runs before the upgrade; app.use and app.param too', async t => {
   const order: string[] = []
   const s = await start(t, app => {

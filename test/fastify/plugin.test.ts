@@ -298,6 +298,27 @@ t.test('an upgrade to another protocol (h2c) is plain HTTP: the route answers, w
   t.equal(ws.head.headers.upgrade, 'websocket')
 })
 
+t.test('an h2c upgrade with a body is plain HTTP with its body, however it arrives', async t => {
+  const { port } = await build(t, app => {
+    app.post('/echo', async request => ({ got: request.body }))
+  })
+  const raw = await RawClient.connect(port)
+  t.teardown(() => raw.destroy())
+  const body = JSON.stringify({ a: 1, text: 'x'.repeat(100) })
+  raw.socket.write(`POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`)
+  await new Promise(resolve => setTimeout(resolve, 30))
+  raw.socket.write(body.slice(10))
+  const head = await raw.head()
+  t.equal(head.status, 200, 'as Node serves it without an upgrade listener')
+  await raw.closed
+  const text = raw.raw.toString()
+  t.same(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)), { got: { a: 1, text: 'x'.repeat(100) } }, 'the body, from the bytes after the head and from the socket')
+  const chunked = await RawClient.connect(port)
+  t.teardown(() => chunked.destroy())
+  chunked.socket.write('POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n')
+  t.equal((await chunked.head()).status, 411, 'a chunked body cannot be delimited there: Length Required')
+})
+
 t.test('a plain GET on a ws-only route is 426 with Upgrade: websocket', async t => {
   const { app, port } = await build(t, app => { app.ws('/only', {}) })
   const injected = await app.inject('/only')
