@@ -165,9 +165,8 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
       // `'borrow'`, an `invalidMessage` function gets it borrowed too, and
       // an async one keeps the loan until its promise settles.
       const hookRunning = this.onJsonMessage(codec, connection, data, isBinary)
-      if (!lent) return
-      if (hookRunning === undefined) giveBack(data)
-      else this.lendUntil(connection, data, hookRunning)
+      if (hookRunning !== undefined) this.readAfter(connection, hookRunning, lent ? data : undefined)
+      else if (lent) giveBack(data)
       return
     }
     const handler = this.handlers.message
@@ -247,14 +246,15 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   }
 
   /**
-   * Keeps a borrowed message lent until `done` settles, as `runMessage` does
-   * for an async handler: the socket reads nothing meanwhile, so no later
-   * message of its own needs memory while this one is out.
+   * An async `invalidMessage` hook is awaited as `runMessage` awaits an async
+   * handler: the socket reads nothing until it settles, so messages stay in
+   * order and TCP pushes back on a peer that floods invalid ones. A borrowed
+   * message (`lent`) stays lent until then.
    */
-  private lendUntil (ws: RouteSocket<TRequest>, data: Buffer, done: Promise<void>): void {
+  private readAfter (ws: RouteSocket<TRequest>, done: Promise<void>, lent: Buffer | undefined): void {
     ws.pauseReading()
     done.then(() => {
-      giveBack(data)
+      if (lent !== undefined) giveBack(lent)
       ws.resumeReading()
     })
   }

@@ -62,6 +62,33 @@ for (const kind of KINDS) {
     t.equal(byType.maxInFlight, 1, 'messages route: never two at once')
   })
 
+  t.test(`${kind}: an async invalidMessage hook is awaited like a handler: in order, one at a time`, async t => {
+    const seen: string[] = []
+    let inFlight = 0
+    let maxInFlight = 0
+    const message = { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] }
+    const served = await serve(t, kind, [{
+      path: '/json',
+      options: {
+        schema: { message },
+        message (_socket: unknown, value: { n: number }) { seen.push(`ok ${value.n}`) },
+        async invalidMessage (_socket: unknown, error: { code: string }) {
+          inFlight++
+          maxInFlight = Math.max(maxInFlight, inFlight)
+          await delay(5)
+          seen.push(`refused ${error.code}`)
+          inFlight--
+          return 'ignore'
+        },
+      },
+    }])
+    // Invalid and valid messages alternate: each valid one must wait for the hook before it.
+    await sendAll(t, served.url('/json'), i => i % 2 === 0 ? 'not json' : JSON.stringify({ n: i }))
+    await until(() => seen.length === COUNT, 'every message', 20000)
+    t.same(seen, Array.from({ length: COUNT }, (_, i) => i % 2 === 0 ? 'refused WS_ERR_INVALID_JSON' : `ok ${i}`), 'strictly in order')
+    t.equal(maxInFlight, 1, 'never two hooks at once: a flood of invalid messages is read one at a time')
+  })
+
   t.test(`${kind}: while a handler is awaited the socket is not read: TCP holds a fast client back`, async t => {
     const gate = deferred()
     const opened = deferred<RouteSocket>()
