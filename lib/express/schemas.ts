@@ -42,7 +42,21 @@ export function ajvCompilers (ajv: Ajv): SchemaCompilers {
       return ajv.compile(schema as object) as MessageValidator
     },
     serializer (schema): MessageSerializer {
-      return fastJson(schema as Parameters<typeof fastJson>[0]) as MessageSerializer
+      // The schemas registered in the Ajv instance (`ajv.addSchema`), so a
+      // send schema's `$ref` resolves as the message schema's does.
+      return fastJson(schema as FastJsonSchema, { schema: registeredSchemas(ajv) }) as MessageSerializer
     },
   }
+}
+
+/** The schemas added to `ajv` by id, without JSON Schema's own meta-schemas. */
+type FastJsonSchema = Parameters<typeof fastJson>[0]
+
+function registeredSchemas (ajv: Ajv): Record<string, FastJsonSchema> {
+  const schemas: Record<string, FastJsonSchema> = {}
+  for (const id in ajv.schemas) {
+    const schema = ajv.schemas[id]?.schema
+    if (typeof schema === 'object' && schema !== null && !/^https?:\/\/json-schema\.org\//.test(id)) schemas[id] = schema as FastJsonSchema
+  }
+  return schemas
 }

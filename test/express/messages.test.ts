@@ -179,6 +179,21 @@ t.test('the ajv option: the adapter compiles with the given instance', async t =
   client.close()
 })
 
+t.test('the ajv option: schemas added to it resolve in send schemas too ($ref)', async t => {
+  const ajv = new Ajv({ allErrors: false })
+  ajv.addSchema({ $id: 'said', type: 'object', properties: { text: { type: 'string' } }, required: ['text'] })
+  const s = await start(t, app => {
+    app.ws('/out', {
+      schema: { message: { $ref: 'said' }, send: { $ref: 'said' } },
+      message (socket, value) { socket.send({ text: `echo ${(value as { text: string }).text}` }) },
+    })
+  }, { ajv })
+  const client = await open(s.url('/out'))
+  client.send(JSON.stringify({ text: 'hi' }))
+  t.same(JSON.parse(await nextMessage(client) as string), { text: 'echo hi' }, 'validated and serialized through the registered schema')
+  client.close()
+})
+
 t.test('a schema Ajv refuses fails the upgrade with 500, through Express\'s error handling', async t => {
   const errors: string[] = []
   const s = await start(t, app => {
