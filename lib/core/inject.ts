@@ -712,9 +712,13 @@ export function injectUpgrade<TSend = unknown, TMessage = unknown> (onUpgrade: U
     return Promise.reject(new TypeError(`invalid subprotocol list: ${offered.join(', ')}`))
   }
   const [server, client] = duplexPair()
-  const key = randomBytes(16).toString('base64')
-  const request = buildUpgradeRequest(server, path, options, key)
-  const socket = new InjectedSocket<TSend, TMessage>(client, key, offered, options.timeout ?? DEFAULT_INJECT_TIMEOUT)
+  const request = buildUpgradeRequest(server, path, options, randomBytes(16).toString('base64'))
+  // The 101 is checked against what was sent: `headers` may replace the
+  // key or the offered subprotocols (or remove them, and the server refuses).
+  const sent = request.headers
+  const key = typeof sent['sec-websocket-key'] === 'string' ? sent['sec-websocket-key'] : ''
+  const sentProtocols = typeof sent['sec-websocket-protocol'] === 'string' ? parseProtocols(sent['sec-websocket-protocol']) : []
+  const socket = new InjectedSocket<TSend, TMessage>(client, key, sentProtocols ?? [], options.timeout ?? DEFAULT_INJECT_TIMEOUT)
   const opened = socket.opened()
   try {
     onUpgrade(request, server, EMPTY)

@@ -42,6 +42,22 @@ t.test('echo text and binary, with nothing listening', async t => {
   t.equal(app.server.address(), null)
 })
 
+t.test('a key or subprotocols given in headers are the ones the 101 is checked against', async t => {
+  const app = await build(t, app => {
+    app.ws('/chat', { protocols: ['chat'], message (socket, data) { socket.send(data) } })
+  })
+  const keyed = await app.injectWS('/chat', { headers: { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
+  keyed.send('with my key')
+  t.equal(await keyed.expectMessage(), 'with my key', 'a custom key: the upgrade completes')
+  keyed.close(1000)
+  const offered = await app.injectWS('/chat', { headers: { 'sec-websocket-protocol': 'chat' } })
+  t.equal(offered.protocol, 'chat', 'a subprotocol offered through headers')
+  offered.close(1000)
+  const removed = await app.injectWS('/chat', { protocols: ['chat'], headers: { 'sec-websocket-protocol': undefined } })
+  t.equal(removed.protocol, '', 'the offer removed: none chosen')
+  removed.close(1000)
+})
+
 t.test('injectWS waits for ready: routes declared after register are found', async t => {
   const app = Fastify()
   await app.register(wsroutes)
