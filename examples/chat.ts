@@ -6,7 +6,7 @@
  *
  * Messages are JSON, validated with TypeBox schemas and routed by `type`:
  *
- *   in   { type: 'join', name }        name: 1–32 characters, once per connection
+ *   in   { type: 'join', name }        name: 1–32 characters, not only spaces, once per connection
  *        { type: 'say', text }         text: 1–500 characters, after joining
  *   out  { type: 'joined', name }      someone (you too) joined the room
  *        { type: 'left', name }        someone left the room
@@ -26,7 +26,8 @@ import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import wsroutes, { type WebSocket } from '../lib/index.js'
 
-const Join = Type.Object({ type: Type.Literal('join'), name: Type.String({ minLength: 1, maxLength: 32 }) })
+// A name shows who speaks: at least one character that is not white space.
+const Join = Type.Object({ type: Type.Literal('join'), name: Type.String({ minLength: 1, maxLength: 32, pattern: '\\S' }) })
 const Say = Type.Object({ type: Type.Literal('say'), text: Type.String({ minLength: 1, maxLength: 500 }) })
 
 const Joined = Type.Object({ type: Type.Literal('joined'), name: Type.String() })

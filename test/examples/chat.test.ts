@@ -128,6 +128,8 @@ t.test('invalid messages get the error envelope and the connection stays open', 
 
   bob.send({ type: 'join', name: 'n'.repeat(33) })
   t.same(await bob.next(), envelope('WS_ERR_INVALID_MESSAGE', 'message does not match the schema'), 'name over 32 characters')
+  bob.send({ type: 'join', name: '   ' })
+  t.same(await bob.next(), envelope('WS_ERR_INVALID_MESSAGE', 'message does not match the schema'), 'a name of spaces only')
   bob.send({ type: 'say', text: 't'.repeat(501) })
   t.same(await bob.next(), envelope('WS_ERR_INVALID_MESSAGE', 'message does not match the schema'), 'text over 500 characters')
   bob.send({ type: 'say' })
