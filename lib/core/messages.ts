@@ -147,12 +147,20 @@ export type ValidationResult = { ok: true, value: unknown } | { ok: false, issue
 export function runValidator (validate: MessageValidator, data: unknown): ValidationResult {
   let result: unknown
   let value = data
-  if (validate.schemaEnv !== undefined) {
-    const parent = { value: data }
-    result = validate(data, { parentData: parent, parentDataProperty: 'value' })
-    value = parent.value
-  } else {
-    result = validate(data)
+  try {
+    if (validate.schemaEnv !== undefined) {
+      const parent = { value: data }
+      result = validate(data, { parentData: parent, parentDataProperty: 'value' })
+      value = parent.value
+    } else {
+      result = validate(data)
+    }
+  } catch (error) {
+    // A message nested deeper than the validator can recurse (a schema that
+    // refers to itself): the peer's input, refused as a mismatch, not a
+    // failure of the server.
+    if (error instanceof RangeError && /call stack/i.test(error.message)) return { ok: false, issues: undefined, cause: error }
+    throw error
   }
   if (result === true) return { ok: true, value }
   if (result === false) return { ok: false, issues: (validate.errors ?? undefined) as ValidationIssue[] | undefined, cause: undefined }

@@ -294,6 +294,16 @@ t.test('a hook decides, acts itself, or fails', async t => {
   t.match(failures, [{ message: 'hook failed' }], 'an async hook\'s rejection is reported, and the promise returned still resolves')
 })
 
+t.test('a message nested deeper than a recursive schema\'s validator can follow is refused as a mismatch', async t => {
+  const tree = { $id: 'tree', type: 'object', properties: { child: { $ref: 'tree' } } }
+  const c = codec({ message: tree })
+  let deep = '{}'
+  for (let i = 0; i < 20_000; i++) deep = `{"child":${deep}}`
+  const decoded = c.decode(Buffer.from(deep), false)
+  t.match(decoded, { ok: false, error: { code: ErrorCodes.INVALID_MESSAGE } }, 'the peer\'s input, not a validator failure (1011)')
+  t.match(c.decode(text({ child: { child: {} } }), false), { ok: true }, 'a shallow tree is valid')
+})
+
 t.test('send: validated, then serialized; a mismatch throws and returns nothing to send', async t => {
   const c = codec({ send: said })
   t.ok(c.encodes)
