@@ -24,6 +24,14 @@ describe('the production options of the Fastify plugin', () => {
     expect(app.register).type.not.toBeCallableWith(wsroutes, { backpressurePolicy: 'block' })
   })
 
+  test('the socket says which read path it is on, and its counters, read-only', () => {
+    const socket = {} as WebSocket<RawData, FastifyRequest>
+    expect(socket.readingDirectly).type.toBe<boolean>()
+    expect(socket.droppedMessages).type.toBe<number>()
+    expect(socket.bufferedAmount).type.toBe<number>()
+    expect(socket).type.not.toBeAssignableTo<{ readingDirectly: string }>()
+  })
+
   test('keepRequest, plugin-wide and per route: a boolean', () => {
     expect(app.register).type.toBeCallableWith(wsroutes, { keepRequest: false })
     expect(app.register).type.not.toBeCallableWith(wsroutes, { keepRequest: 'no' })

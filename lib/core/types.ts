@@ -17,6 +17,8 @@ export interface WebSocket<TSend = RawData, TRequest = unknown> {
   readonly bufferedAmount: number
   /** Messages dropped by the `drop` backpressure policy. */
   readonly droppedMessages: number
+  /** Whether this socket is read directly into the shared buffer (`directReads`) rather than through 'data' events. */
+  readonly readingDirectly: boolean
   /**
    * The request that opened the connection (Fastify's `FastifyRequest`,
    * Express's `Request`). On a route with `keepRequest: false` it is there
