@@ -126,6 +126,26 @@ describe('messages: handlers by type', () => {
     })
   })
 
+  test('in the ws option of a route, a handler\'s message is unknown until annotated (typed by app.ws)', () => {
+    app.get('/rpc', {
+      ws: {
+        messages: {
+          hi: {
+            schema: Type.Object({ type: Type.Literal('hi'), n: Type.Number() }),
+            handler (_socket, msg) {
+              expect(msg).type.toBe<unknown>()
+            },
+          },
+          annotated: {
+            handler (_socket, msg: { type: 'annotated', n: number }) {
+              expect(msg.n).type.toBe<number>()
+            },
+          },
+        },
+      },
+    }, async () => 'http')
+  })
+
   test('discriminator must be a string', () => {
     expect(app.ws).type.toBeCallableWith('/rpc', { discriminator: 'kind', messages: {} })
     expect(app.ws).type.not.toBeCallableWith('/rpc', { discriminator: 1, messages: {} })

@@ -122,7 +122,7 @@ export interface WsMessageOptions<TRequest = unknown, TSend = RawData> {
    * unknown type is an invalid message (`WS_ERR_UNKNOWN_MESSAGE_TYPE`).
    * A route has either `message` or `messages`.
    */
-  messages?: Record<string, WsMessageRoute<TRequest, any, TSend>>
+  messages?: Record<string, WsMessageRoute<TRequest, unknown, TSend>>
   /** The property that names a message's type in `messages` and in the error envelope. Default `type`. */
   discriminator?: string
   /**
