@@ -32,6 +32,14 @@ describe('the production options of the Fastify plugin', () => {
     expect(socket).type.not.toBeAssignableTo<{ readingDirectly: string }>()
   })
 
+  test('ping() and pong() take what send() takes as bytes', () => {
+    const socket = {} as WebSocket<RawData, FastifyRequest>
+    expect(socket.ping).type.toBeCallableWith(new Uint8Array(3))
+    expect(socket.pong).type.toBeCallableWith(new ArrayBuffer(3))
+    expect(socket.ping).type.toBeCallableWith('text')
+    expect(socket.ping).type.not.toBeCallableWith(42)
+  })
+
   test('keepRequest, plugin-wide and per route: a boolean', () => {
     expect(app.register).type.toBeCallableWith(wsroutes, { keepRequest: false })
     expect(app.register).type.not.toBeCallableWith(wsroutes, { keepRequest: 'no' })

@@ -38,8 +38,9 @@ export interface WebSocket<TSend = RawData, TRequest = unknown> {
   sendRaw (data: RawData, options?: SendOptions): SendStatus
   /** Invalid inbound messages on a JSON route, counted whatever the `invalidMessage` policy did with them. */
   readonly invalidMessages: number
-  ping (data?: string | Buffer): SendStatus
-  pong (data?: string | Buffer): SendStatus
+  /** Sends a ping (at most 125 bytes: text as UTF-8, or bytes as `send()` takes them). */
+  ping (data?: RawData): SendStatus
+  pong (data?: RawData): SendStatus
   /**
    * Starts the closing handshake. Only codes an endpoint may send compile:
    * 1000–1003, 1007–1014, 3000–4999. The reason is at most 123 UTF-8 bytes.

@@ -325,16 +325,16 @@ export class Connection implements FrameHandler, HeartbeatMember {
     return this.writer.frame(binary ? Opcode.BINARY : Opcode.TEXT, payload) ? SendStatus.SENT : SendStatus.BUFFERED
   }
 
-  ping (data: string | Buffer = EMPTY): SendStatus {
+  ping (data: string | ArrayBufferView | ArrayBuffer = EMPTY): SendStatus {
     return this.control(Opcode.PING, data)
   }
 
-  pong (data: string | Buffer = EMPTY): SendStatus {
+  pong (data: string | ArrayBufferView | ArrayBuffer = EMPTY): SendStatus {
     return this.control(Opcode.PONG, data)
   }
 
-  private control (opcode: number, data: string | Buffer): SendStatus {
-    const payload = typeof data === 'string' ? Buffer.from(data) : data
+  private control (opcode: number, data: string | ArrayBufferView | ArrayBuffer): SendStatus {
+    const payload = typeof data === 'string' ? Buffer.from(data) : toBuffer(data)
     if (payload.length > 125) throw wsRangeError(ErrorCodes.CONTROL_PAYLOAD_TOO_LONG, 'control frame payloads are limited to 125 bytes')
     // Like send(): once our side has ended (the peer's FIN ends it before any
     // close), a write would only raise a write-after-end error.

@@ -201,6 +201,15 @@ t.test('pongs are given to the handler and not answered', async t => {
   t.equal(connection.pong('x'), SendStatus.SENT, 'an unsolicited pong may be sent')
   t.same([(await client.frame()).opcode], [Op.PONG])
   t.throws(() => connection.ping(Buffer.alloc(126)), { name: 'RangeError', code: 'WS_ERR_CONTROL_PAYLOAD_TOO_LONG' })
+  // Bytes in any form send() takes: a Uint8Array view, an ArrayBuffer.
+  const bytes = new Uint8Array([0, 1, 2, 3, 4, 5]).subarray(1, 4)
+  t.equal(connection.ping(bytes), SendStatus.SENT)
+  const viewPing = await client.frame()
+  t.same([viewPing.opcode, [...viewPing.payload]], [Op.PING, [1, 2, 3]], 'a Uint8Array view: its own bytes only')
+  t.equal(connection.pong(new Uint8Array([9, 8]).buffer), SendStatus.SENT)
+  const bufferPong = await client.frame()
+  t.same([bufferPong.opcode, [...bufferPong.payload]], [Op.PONG, [9, 8]], 'an ArrayBuffer')
+  t.throws(() => connection.ping(new Uint8Array(126)), { code: 'WS_ERR_CONTROL_PAYLOAD_TOO_LONG' }, 'the limit holds for views too')
 })
 
 // ------------------------------------------------------------ closing handshake
