@@ -52,20 +52,20 @@ export class SocketRegistry {
     for (const socket of this.sockets.items.slice()) {
       if (socket.readyState === ReadyState.OPEN) socket.close(CloseCodes.GOING_AWAY, reason)
     }
-    if (this.sockets.size === 0) return
-    let timer: NodeJS.Timeout | undefined
-    await new Promise<void>(resolve => {
-      this.emptied = resolve
-      timer = setTimeout(resolve, timeout)
-    })
-    clearTimeout(timer)
-    this.emptied = undefined
+    await this.untilEmpty(timeout)
     if (this.sockets.size === 0) return
     for (const socket of this.sockets.items.slice()) socket.terminate()
     // A destroyed socket's 'close', and with it the socket's `close`
     // handler, comes in a later tick: wait for them, so that shutdown
     // resolves after every close handler ran. Bounded like the handshakes,
     // for a socket whose 'close' never comes.
+    await this.untilEmpty(timeout)
+  }
+
+  /** Resolves once every socket has left, or after `timeout` ms. */
+  private async untilEmpty (timeout: number): Promise<void> {
+    if (this.sockets.size === 0) return
+    let timer: NodeJS.Timeout | undefined
     await new Promise<void>(resolve => {
       this.emptied = resolve
       timer = setTimeout(resolve, timeout)
