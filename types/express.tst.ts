@@ -130,6 +130,13 @@ describe('JSON routes', () => {
     expect(app.ws).type.not.toBeCallableWith('/x', { invalidMessage: 'explode' })
   })
 
+  test('a route has message or messages, not both', () => {
+    const messages = { join: { handler () {} } }
+    expect(app.ws).type.toBeCallableWith('/x', { messages })
+    expect(app.ws).type.toBeCallableWith('/x', { message () {} })
+    expect(app.ws).type.not.toBeCallableWith('/x', { message () {}, messages })
+  })
+
   test('adapter options: invalidMessage, ajv, jsonParse', () => {
     expect(wsExpress).type.toBeCallableWith(app, server, { invalidMessage: 'ignore', jsonParse: { protoAction: 'remove' } })
     expect(wsExpress).type.toBeCallableWith(app, server, { invalidMessage: (socket: WebSocket<any, Request>) => { socket.close(4000) } })

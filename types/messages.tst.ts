@@ -146,6 +146,15 @@ describe('messages: handlers by type', () => {
     }, async () => 'http')
   })
 
+  test('a route has message or messages, not both', () => {
+    const join = { schema: Type.Object({ type: Type.Literal('join') }), handler () {} }
+    expect(app.ws).type.toBeCallableWith('/rpc', { messages: { join } })
+    expect(app.ws).type.toBeCallableWith('/rpc', { message () {} })
+    expect(app.ws).type.not.toBeCallableWith('/rpc', { message () {}, messages: { join } })
+    expect(app.get).type.toBeCallableWith('/rpc', { ws: { messages: { join } } }, async () => 'http')
+    expect(app.get).type.not.toBeCallableWith('/rpc', { ws: { message () {}, messages: { join } } }, async () => 'http')
+  })
+
   test('discriminator must be a string', () => {
     expect(app.ws).type.toBeCallableWith('/rpc', { discriminator: 'kind', messages: {} })
     expect(app.ws).type.not.toBeCallableWith('/rpc', { discriminator: 1, messages: {} })

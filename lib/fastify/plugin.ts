@@ -32,7 +32,7 @@ import { checkMessageSpec, compileMessageCodec, hasMessageSchemas, type InvalidM
 import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
-import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
+import type { OneMessageHandler, RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
 import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { decorateInjectWS } from './inject.js'
@@ -128,7 +128,7 @@ declare module 'fastify' {
       const Messages extends Record<string, unknown> = Record<string, unknown>,
     >(
       path: string,
-      options: WsShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger, Messages>,
+      options: WsShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger, Messages> & OneMessageHandler,
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
   }
 
@@ -141,7 +141,7 @@ declare module 'fastify' {
       FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>,
       WsMessageType<TypeProvider, SchemaCompiler>,
       WsSendType<TypeProvider, SchemaCompiler>
-    >
+    > & OneMessageHandler
   }
 }
 
