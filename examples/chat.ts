@@ -6,7 +6,8 @@
  *
  * Messages are JSON, validated with TypeBox schemas and routed by `type`:
  *
- *   in   { type: 'join', name }        name: 1–32 characters, not only spaces, once per connection
+ *   in   { type: 'join', name }        name: 1–32 characters, not only spaces, once per connection,
+ *                                      not taken in the room (compared trimmed, case-insensitively)
  *        { type: 'say', text }         text: 1–500 characters, after joining
  *   out  { type: 'joined', name }      someone (you too) joined the room
  *        { type: 'left', name }        someone left the room
@@ -15,8 +16,8 @@
  *
  * An invalid message (not JSON, an unknown type, a too-long name, …) gets
  * the library's error envelope (`invalidMessage: 'reply'`) and the
- * connection stays open; saying before joining, or joining twice, gets the
- * same envelope with a `CHAT_*` code. Everything goes to the sender's room
+ * connection stays open; saying before joining, joining twice, or a name
+ * someone in the room has, gets the same envelope with a `CHAT_*` code. Everything goes to the sender's room
  * only.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -47,14 +48,17 @@ export async function buildChatServer (options: { logger?: boolean } = {}): Prom
   const app = Fastify({ logger: options.logger ?? false }).withTypeProvider<TypeBoxTypeProvider>()
   await app.register(wsroutes)
 
-  /** Who is in each room, and who each joined socket is. */
-  const rooms = new Map<string, Set<ChatSocket>>()
+  /** Who is in each room (their sockets, and their names as compared), and who each joined socket is. */
+  const rooms = new Map<string, { sockets: Set<ChatSocket>, names: Set<string> }>()
   const members = new Map<ChatSocket, { room: string, name: string }>()
+
+  /** Two names are the same person's if they differ only in case or surrounding spaces. */
+  const sameName = (name: string): string => name.trim().toLowerCase()
 
   /** Serializes once and sends the same text to everyone in the room. */
   function broadcast (room: string, message: Outbound): void {
     const text = JSON.stringify(message)
-    for (const socket of rooms.get(room) ?? []) socket.sendRaw(text)
+    for (const socket of rooms.get(room)?.sockets ?? []) socket.sendRaw(text)
   }
 
   app.get('/', async (_request, reply) => {
@@ -73,10 +77,15 @@ export async function buildChatServer (options: { logger?: boolean } = {}): Prom
             return
           }
           const room = socket.request.params.room
+          let inRoom = rooms.get(room)
+          if (inRoom?.names.has(sameName(msg.name)) === true) {
+            socket.send({ type: 'error', error: { code: 'CHAT_NAME_TAKEN', message: 'someone in this room has that name' } })
+            return
+          }
+          if (inRoom === undefined) rooms.set(room, inRoom = { sockets: new Set(), names: new Set() })
+          inRoom.sockets.add(socket)
+          inRoom.names.add(sameName(msg.name))
           members.set(socket, { room, name: msg.name })
-          let sockets = rooms.get(room)
-          if (sockets === undefined) rooms.set(room, sockets = new Set())
-          sockets.add(socket)
           broadcast(room, { type: 'joined', name: msg.name })
         },
       },
@@ -96,9 +105,11 @@ export async function buildChatServer (options: { logger?: boolean } = {}): Prom
       const member = members.get(socket)
       if (member === undefined) return
       members.delete(socket)
-      const sockets = rooms.get(member.room)
-      sockets?.delete(socket)
-      if (sockets?.size === 0) rooms.delete(member.room)
+      const inRoom = rooms.get(member.room)
+      if (inRoom === undefined) return
+      inRoom.sockets.delete(socket)
+      inRoom.names.delete(sameName(member.name))
+      if (inRoom.sockets.size === 0) rooms.delete(member.room)
       else broadcast(member.room, { type: 'left', name: member.name })
     },
   })

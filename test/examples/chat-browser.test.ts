@@ -58,6 +58,18 @@ t.test('two pages in one room chat through the page', { timeout: 120_000 }, asyn
   await log(ann).getByText('Bob joined').waitFor({ timeout: WAIT })
   t.pass('both pages show the join notices')
 
+  // A name someone in the room has: the page says so and offers the form again.
+  const copycat = await browser.newPage()
+  copycat.on('pageerror', error => errors.push(error.message))
+  await copycat.goto(url)
+  await copycat.getByLabel('Room', { exact: true }).fill('garden')
+  await copycat.getByLabel('Name', { exact: true }).fill('bob')
+  await copycat.getByRole('button', { name: 'Join' }).click()
+  await copycat.getByRole('status').filter({ hasText: 'Someone in garden is already called bob: pick another name.' }).waitFor({ timeout: WAIT })
+  t.ok(await copycat.getByRole('button', { name: 'Join' }).isEnabled(), 'the join form is back')
+  t.equal(await log(ann).getByText('bob joined', { exact: true }).count(), 0, 'the room saw no join')
+  await copycat.close()
+
   // Markup in a message is shown as text, not parsed.
   const text = 'hello <b>Ann</b> 🌱'
   await bob.getByRole('textbox', { name: 'Message' }).fill(text)

@@ -163,6 +163,27 @@ t.test('saying before joining, or joining twice, gets an envelope with a chat co
   t.same(await ann.next(), { type: 'said', from: 'ann', text: 'now' })
 })
 
+t.test('a name someone in the room has is refused, compared trimmed and case-insensitively', async t => {
+  const { ws } = await start(t)
+  const ann = await Client.join(t, ws, 'A', 'Ann')
+  const other = await Client.open(t, `${ws}/chat/A`)
+  for (const name of ['Ann', 'ann', '  ANN ']) {
+    other.send({ type: 'join', name })
+    t.same(await other.next(), envelope('CHAT_NAME_TAKEN', 'someone in this room has that name'), JSON.stringify(name))
+  }
+  t.same(await ann.rest(), [], 'the room heard nothing of it')
+  other.send({ type: 'say', text: 'hi' })
+  t.same(await other.next(), envelope('CHAT_NOT_JOINED', 'join the room first'), 'a refused join leaves the socket outside the room')
+
+  const elsewhere = await Client.join(t, ws, 'B', 'ann')
+  t.ok(elsewhere, 'the same name is free in another room')
+
+  ann.ws.close(1000)
+  await ann.closed
+  other.send({ type: 'join', name: 'ANN' })
+  t.same(await other.next(), { type: 'joined', name: 'ANN' }, 'and free again once its owner left')
+})
+
 t.test('a socket that has not joined hears nothing', async t => {
   const { ws } = await start(t)
   const lurker = await Client.open(t, `${ws}/chat/A`)
