@@ -6,6 +6,7 @@
  */
 import { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { nextTick } from 'node:process'
 import type { Duplex } from 'node:stream'
 import { checkUpgradeRequest, headerHasToken, writeHttpResponse } from '../engine/handshake.js'
 
@@ -134,6 +135,40 @@ function endSocketAfterResponse (this: ServerResponse): void {
     this.detachSocket(socket)
     socket.end()
   }
+}
+
+/**
+ * HTTP/1.1 pipelining: a client may send an upgrade request right behind
+ * another request on the same connection, and Node emits 'upgrade' as soon
+ * as it has parsed the head, while the app may still be answering the
+ * request before. RFC 9112 §9.3.2: a server "MUST send the corresponding
+ * responses in the same order that the requests were received". So such an
+ * upgrade waits until that response is written, then `retry` handles it
+ * (Node's own `_httpMessage`, the response that owns the socket, tells; a
+ * second response cannot be assigned to it meanwhile). Returns whether the
+ * upgrade has to wait.
+ */
+export function waitForEarlierResponse<R> (request: R, socket: Duplex, head: Buffer, retry: (request: R, socket: Duplex, head: Buffer) => void): boolean {
+  const earlier = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+  if (earlier === undefined || earlier === null) return false
+  socket.on('error', destroyOnError)
+  const abandon = (): void => { earlier.off('finish', written) }
+  function written (): void {
+    socket.off('close', abandon)
+    // After Node's own 'finish' listener, which hands the socket on (to a
+    // response queued behind this one, or to nobody) in this same emit.
+    nextTick(() => {
+      socket.off('error', destroyOnError)
+      // That response ended the connection (`Connection: close`).
+      if (socket.destroyed || socket.writableEnded) return
+      // Node armed its keep-alive timeout for a next request that is not coming.
+      ;(socket as Socket).setTimeout?.(0)
+      retry(request, socket, head)
+    })
+  }
+  earlier.once('finish', written)
+  socket.once('close', abandon)
+  return true
 }
 
 /**

@@ -44,7 +44,7 @@ import { SocketRegistry } from '../core/registry.js'
 import { RouteRunner, type RouteLogger } from '../core/route.js'
 import type { RouteSocket } from '../core/socket.js'
 import type { OneMessageHandler, RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
-import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
+import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, waitForEarlierResponse, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { injectUpgrade, type InjectedSocket, type InjectWSOptions } from '../core/inject.js'
 import { ajvCompilers, createAjv } from './schemas.js'
@@ -355,6 +355,7 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
   let closing: Promise<void> | undefined
 
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (waitForEarlierResponse(request, socket, head, onUpgrade)) return
     if (closing !== undefined) {
       refuseUpgrade(socket, 503, 'server shutting down')
       return

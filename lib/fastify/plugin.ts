@@ -33,7 +33,7 @@ import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
 import type { OneMessageHandler, RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
-import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, type UpgradeRequest } from '../core/upgrade.js'
+import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, waitForEarlierResponse, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { decorateInjectWS } from './inject.js'
 
@@ -262,6 +262,7 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
   })
 
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (waitForEarlierResponse(request, socket, head, onUpgrade)) return
     if (closing) {
       refuseUpgrade(socket, 503, 'server shutting down')
       return

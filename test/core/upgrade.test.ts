@@ -4,11 +4,17 @@
  * 401 is HTTP), `release()` handing the socket over, the guard that keeps
  * a client reset from crashing the process, and `refuseUpgrade`.
  */
+import express from 'express'
+import Fastify from 'fastify'
+import { once } from 'node:events'
 import http, { type ServerResponse } from 'node:http'
+import net, { type AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import t from 'tap'
+import { wsroutes } from '../../lib/index.js'
+import { wsExpress } from '../../lib/express/index.js'
 import { beginUpgrade, kUpgrade, refuseUpgrade, type PendingUpgrade, type UpgradeRequest } from '../../lib/core/upgrade.js'
-import { acceptResponse } from '../../lib/engine/handshake.js'
+import { acceptKey, acceptResponse } from '../../lib/engine/handshake.js'
 import { KEY, Op, RawClient, clientFrame, deferred, portOf, upgradeRequest } from '../interop/helpers.js'
 
 interface Seen {
@@ -165,4 +171,122 @@ t.test('refuseUpgrade answers with the status and closes', async t => {
   t.equal(head.status, 503)
   t.equal(head.headers.connection, 'close')
   t.equal(await client.body(), 'server shutting down')
+})
+
+// ------------------------------------------------- pipelined upgrades
+
+/**
+ * Both adapters, each with a plain route that answers after `delay` ms
+ * (`/slow`, or `/slow?close` with `Connection: close`) and an echo route
+ * `/ws`, on 127.0.0.1:0; closed at teardown.
+ */
+async function serveBoth (t: { teardown (fn: () => unknown): void }, delay: number): Promise<Array<{ kind: string, port: number }>> {
+  const answer = async (close: boolean): Promise<{ body: string, close: boolean }> => {
+    await new Promise(resolve => setTimeout(resolve, delay))
+    return { body: 'slow answer', close }
+  }
+  const fastify = Fastify()
+  await fastify.register(wsroutes)
+  fastify.get('/slow', async (request, reply) => {
+    const { body, close } = await answer('close' in (request.query as object))
+    if (close) reply.header('connection', 'close')
+    return body
+  })
+  fastify.ws('/ws', { message (socket, data) { socket.send(data) } })
+  await fastify.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => fastify.close())
+
+  const app = express()
+  const server = http.createServer(app)
+  wsExpress(app, server)
+  app.get('/slow', (request, response) => {
+    void answer('close' in request.query).then(({ body, close }) => {
+      if (close) response.set('connection', 'close')
+      response.send(body)
+    })
+  })
+  app.ws('/ws', { message (socket, data) { socket.send(data) } })
+  server.listen(0, '127.0.0.1')
+  await new Promise(resolve => server.once('listening', resolve))
+  t.teardown(() => new Promise(resolve => server.close(resolve)))
+  return [{ kind: 'fastify', port: (fastify.server.address() as AddressInfo).port }, { kind: 'express', port: portOf(server) }]
+}
+
+/** A TCP client that keeps every byte it receives, and waits for a condition on them. */
+async function pipelining (port: number): Promise<{ socket: net.Socket, received: () => string, until: (test: (text: string) => boolean) => Promise<string> }> {
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  let bytes = ''
+  const waiters = new Set<() => void>()
+  socket.on('data', chunk => {
+    bytes += chunk.toString('latin1')
+    for (const wake of waiters) wake()
+  })
+  socket.on('close', () => { for (const wake of waiters) wake() })
+  return {
+    socket,
+    received: () => bytes,
+    until: async test => {
+      while (!test(bytes)) {
+        if (socket.destroyed) throw new Error(`closed; received ${JSON.stringify(bytes)}`)
+        await new Promise<void>(resolve => {
+          const wake = (): void => { waiters.delete(wake); resolve() }
+          waiters.add(wake)
+        })
+      }
+      return bytes
+    },
+  }
+}
+
+const plainRequest = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`
+
+t.test('an upgrade pipelined behind a request is answered after that request, in order', async t => {
+  for (const { kind, port } of await serveBoth(t, 30)) {
+    const client = await pipelining(port)
+    // One write: Node parses both heads at once and emits 'upgrade' while /slow is still running.
+    client.socket.write(Buffer.concat([Buffer.from(plainRequest('/slow') + plainRequest('/slow')), upgradeRequest({ path: '/ws' })]))
+    const text = await client.until(bytes => {
+      const at = bytes.indexOf('HTTP/1.1 101')
+      return at !== -1 && bytes.includes('\r\n\r\n', at)
+    })
+    const first = text.indexOf('HTTP/1.1 200')
+    const second = text.indexOf('HTTP/1.1 200', first + 1)
+    const upgraded = text.indexOf('HTTP/1.1 101')
+    t.ok(first === 0 && second > first && upgraded > second, `${kind}: 200, 200, then 101 (${JSON.stringify(text)})`)
+    t.equal(text.split('slow answer').length - 1, 2, `${kind}: both answers whole`)
+    t.match(text.slice(upgraded), new RegExp(`Sec-WebSocket-Accept: ${acceptKey(KEY).replace(/[+/]/g, '\\$&')}`, 'i'), `${kind}: the 101 accepts the key`)
+
+    const afterHead = Buffer.byteLength(text.slice(0, text.indexOf('\r\n\r\n', upgraded) + 4), 'latin1')
+    client.socket.write(clientFrame(Op.TEXT, 'echo me'))
+    const echoed = await client.until(bytes => bytes.length >= afterHead + 2 + 7)
+    t.equal(echoed.slice(afterHead), '\x81\x07echo me', `${kind}: the connection works`)
+    client.socket.write(clientFrame(Op.CLOSE, Buffer.from([0x03, 0xe8])))
+    await once(client.socket, 'close')
+  }
+})
+
+t.test('an upgrade behind a response that closes the connection is dropped, and the server goes on', async t => {
+  for (const { kind, port } of await serveBoth(t, 10)) {
+    const client = await pipelining(port)
+    client.socket.write(Buffer.concat([Buffer.from(plainRequest('/slow?close')), upgradeRequest({ path: '/ws' })]))
+    await once(client.socket, 'close')
+    t.match(client.received(), /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nslow answer$/i, `${kind}: only the first answer, then the end`)
+    const next = await RawClient.open(port, { path: '/ws' })
+    t.pass(`${kind}: a later upgrade is served`)
+    next.destroy()
+  }
+})
+
+t.test('a client gone while its upgrade waits behind a response crashes nothing', async t => {
+  for (const { kind, port } of await serveBoth(t, 50)) {
+    const client = await pipelining(port)
+    client.socket.write(Buffer.concat([Buffer.from(plainRequest('/slow')), upgradeRequest({ path: '/ws' })]))
+    await new Promise(resolve => setTimeout(resolve, 10))
+    client.socket.destroy()
+    await new Promise(resolve => setTimeout(resolve, 80))
+    const next = await RawClient.open(port, { path: '/ws' })
+    t.pass(`${kind}: a later upgrade is served`)
+    next.destroy()
+  }
 })
