@@ -332,10 +332,16 @@ install((express.Router as unknown as { prototype: object }).prototype)
  * app's middleware and routing before the handshake.
  */
 export function wsExpress (app: Application, server: HttpServer | HttpsServer, options: WsExpressOptions = {}): WsExpress {
-  // An app created before this module was loaded, or another copy of
-  // Express: install on the app and on the prototype of its own router.
+  // An app created before this module was loaded, or by another copy of
+  // Express: install on the app. Another copy's routers need `ws` too, on
+  // the prototype of that copy's router, which only the app's own router
+  // leads to; reading `app.router` creates it, and Express fixes 'strict
+  // routing' and 'case sensitive routing' at that moment, so it is read only
+  // for another copy (whose settings must then come before `wsExpress`).
   if (typeof (app as Partial<Application>).ws !== 'function') install(app)
-  install(Object.getPrototypeOf((app as unknown as { router: object }).router))
+  if ((app as Partial<Application>).handle !== express.application.handle) {
+    install(Object.getPrototypeOf((app as unknown as { router: object }).router))
+  }
 
   const adapter: Adapter = {
     registry: new SocketRegistry(),

@@ -322,6 +322,22 @@ t.test('an upgrade to a path no ws route matches gets 404', async t => {
   })
 })
 
+t.test("routing settings made after wsExpress() still apply: 'strict routing', 'case sensitive routing'", async t => {
+  // start() calls wsExpress() before this setup, as an application does.
+  const s = await start(t, app => {
+    app.enable('strict routing')
+    app.enable('case sensitive routing')
+    app.get('/Page/', (_req, res) => { res.send('page') })
+    app.ws('/Room/', {})
+  })
+  t.equal((await fetch(s.http('/Page/'))).status, 200)
+  t.equal((await fetch(s.http('/Page'))).status, 404, 'strict: no trailing slash, no match')
+  t.equal((await fetch(s.http('/page/'))).status, 404, 'case sensitive')
+  t.equal((await rawUpgrade(s.port, '/Room/')).status, 101)
+  t.equal((await rawUpgrade(s.port, '/Room')).status, 404, 'a ws route too: strict')
+  t.equal((await rawUpgrade(s.port, '/room/')).status, 404, 'a ws route too: case sensitive')
+})
+
 t.test('a plain GET to a ws route gets 426 with Upgrade: websocket', async t => {
   const s = await start(t, app => {
     app.ws('/only-ws', requireAuth, {})
