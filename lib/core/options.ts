@@ -20,11 +20,13 @@ export function pickLimits (source: WsLimits): WsLimits {
 
 /**
  * A plain HTTP request to a WebSocket-only route. RFC 9110 §15.5.22: a 426
- * response "MUST send an Upgrade header field".
+ * response "MUST send an Upgrade header field", and §7.8: "When Upgrade is
+ * sent, the sender MUST also send a Connection header field that contains an
+ * "upgrade" connection option".
  */
 export const UPGRADE_REQUIRED = {
   statusCode: 426,
-  headers: { upgrade: 'websocket' },
+  headers: { upgrade: 'websocket', connection: 'upgrade' },
   body: {
     statusCode: 426,
     error: 'Upgrade Required',

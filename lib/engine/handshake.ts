@@ -72,8 +72,9 @@ export function checkUpgradeRequest (req: UpgradeRequestLike): HandshakeCheck {
   // HTTP error code (such as 426 Upgrade Required) and a
   // |Sec-WebSocket-Version| header field indicating the version(s) the
   // server is capable of understanding."
+  // RFC 9110 §15.5.22: a 426 "MUST send an Upgrade header field".
   if (headers['sec-websocket-version'] !== '13') {
-    return { ok: false, status: 426, message: 'unsupported WebSocket version; this server speaks 13', headers: { 'Sec-WebSocket-Version': '13' } }
+    return { ok: false, status: 426, message: 'unsupported WebSocket version; this server speaks 13', headers: { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' } }
   }
   // §4.2.1 5: "A |Sec-WebSocket-Key| header field with a base64-encoded
   // value that, when decoded, is 16 bytes in length."
@@ -135,8 +136,11 @@ export function acceptResponse (key: string, protocol: string, extraHeaders?: Re
 export function writeHttpResponse (socket: Duplex, status: number, headers: Record<string, string | number> = {}, body = ''): void {
   if (socket.destroyed) return
   const payload = Buffer.from(body)
-  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nConnection: close\r\n`
   const names = Object.keys(headers).map(name => name.toLowerCase())
+  // RFC 9110 §7.8: "When Upgrade is sent, the sender MUST also send a
+  // Connection header field that contains an "upgrade" connection option".
+  const connection = names.includes('upgrade') ? 'Upgrade, close' : 'close'
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nConnection: ${connection}\r\n`
   if (!names.includes('content-length')) head += `Content-Length: ${payload.length}\r\n`
   if (!names.includes('content-type') && payload.length > 0) head += 'Content-Type: text/plain; charset=utf-8\r\n'
   for (const name in headers) head += `${name}: ${headers[name]}\r\n`

@@ -339,7 +339,8 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
   // routing' and 'case sensitive routing' at that moment, so it is read only
   // for another copy (whose settings must then come before `wsExpress`).
   if (typeof (app as Partial<Application>).ws !== 'function') install(app)
-  if ((app as Partial<Application>).handle !== express.application.handle) {
+  const handle = (app: object): unknown => (app as { handle?: unknown }).handle
+  if (handle(app) !== handle(express.application)) {
     install(Object.getPrototypeOf((app as unknown as { router: object }).router))
   }
 

@@ -76,12 +76,12 @@ t.test('§4.2.1 4: Connection must include the token Upgrade, case-insensitively
   }
 })
 
-t.test('§4.2.2: a version other than 13 gets 426 with Sec-WebSocket-Version: 13', async t => {
+t.test('§4.2.2: a version other than 13 gets 426 with Sec-WebSocket-Version: 13 (and, RFC 9110 §15.5.22, Upgrade)', async t => {
   for (const version of [undefined, '8', '7', '12', '14', '', '13, 8']) {
     t.match(checkUpgradeRequest(request({ 'sec-websocket-version': version })), {
       ok: false,
       status: 426,
-      headers: { 'Sec-WebSocket-Version': '13' },
+      headers: { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' },
     }, `version ${String(version)}`)
   }
 })
@@ -202,6 +202,9 @@ t.test('writeHttpResponse', async t => {
       'Content-Type: text/plain; charset=utf-8\r\nSec-WebSocket-Version: 13\r\n\r\nunsupported version',
     ended: true,
   }, '426 with a body')
+  t.same((await captureResponse(426, { Upgrade: 'websocket' })).text,
+    'HTTP/1.1 426 Upgrade Required\r\nConnection: Upgrade, close\r\nContent-Length: 0\r\nUpgrade: websocket\r\n\r\n',
+    'with Upgrade, Connection names the upgrade option too (RFC 9110 §7.8)')
   t.same((await captureResponse(400)).text, 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', 'no body: no Content-Type')
   t.same((await captureResponse(405, { Allow: 'GET' })).text, 'HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\nAllow: GET\r\n\r\n')
   t.same((await captureResponse(403, { 'content-type': 'application/json', 'Content-Length': 2 }, '{}')).text,
@@ -241,7 +244,8 @@ t.test('over a real server: rejected handshakes get a real HTTP response', async
   const old = await get({ ...upgrade, 'Sec-WebSocket-Version': '8' })
   t.equal(old.statusCode, 426)
   t.equal(old.headers['sec-websocket-version'], '13')
-  t.equal(old.headers.connection, 'close')
+  t.equal(old.headers.upgrade, 'websocket')
+  t.equal(old.headers.connection, 'Upgrade, close')
   t.match(old.body, /13/)
   const noKey = await get({ Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' })
   t.equal(noKey.statusCode, 400)

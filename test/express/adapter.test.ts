@@ -345,6 +345,7 @@ t.test('a plain GET to a ws route gets 426 with Upgrade: websocket', async t => 
   const response = await fetch(s.http('/only-ws'), { headers: { authorization: 'Bearer good-token' } })
   t.equal(response.status, 426)
   t.equal(response.headers.get('upgrade'), 'websocket')
+  t.equal(response.headers.get('connection'), 'upgrade', 'RFC 9110 §7.8: Upgrade comes with the upgrade connection option')
   t.same(await response.json(), { statusCode: 426, error: 'Upgrade Required', message: 'this route only accepts WebSocket connections' })
   const unauthenticated = await fetch(s.http('/only-ws'))
   t.equal(unauthenticated.status, 401, 'middleware still runs first')

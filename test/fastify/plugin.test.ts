@@ -296,6 +296,7 @@ t.test('an upgrade to another protocol (h2c) is plain HTTP: the route answers, w
   const ws = await rawRequest(t, port, { path: '/socket', headers: { Upgrade: 'h2c' } })
   t.equal(ws.head.status, 426, 'a ws-only route asks for a WebSocket upgrade')
   t.equal(ws.head.headers.upgrade, 'websocket')
+  t.equal(ws.head.headers.connection, 'upgrade', 'RFC 9110 §7.8: Upgrade comes with the upgrade connection option')
 })
 
 t.test('an h2c upgrade with a body is plain HTTP with its body, however it arrives', async t => {
@@ -324,6 +325,7 @@ t.test('a plain GET on a ws-only route is 426 with Upgrade: websocket', async t 
   const injected = await app.inject('/only')
   t.equal(injected.statusCode, 426)
   t.equal(injected.headers.upgrade, 'websocket')
+  t.equal(injected.headers.connection, 'upgrade', 'RFC 9110 §7.8: Upgrade comes with the upgrade connection option')
   const response = await fetch(`http://127.0.0.1:${port}/only`)
   t.equal(response.status, 426, 'over the network too')
   t.equal(response.headers.get('upgrade'), 'websocket')
