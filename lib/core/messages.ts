@@ -230,7 +230,7 @@ export class MessageCodec<THandler = unknown> {
     this.sendValidate = options.send?.validate
     this.serialize = options.send?.serialize
     this.policy = options.invalidMessage ?? 'close'
-    checkPolicy(this.policy)
+    checkInvalidMessagePolicy(this.policy)
     this.parseOptions = {
       protoAction: options.parse?.protoAction ?? 'error',
       constructorAction: options.parse?.constructorAction ?? 'error',
@@ -317,7 +317,7 @@ export class MessageCodec<THandler = unknown> {
       if (typeof decided === 'object' && decided !== null && typeof (decided as PromiseLike<unknown>).then === 'function') {
         return Promise.resolve(decided as PromiseLike<unknown>).then(ignoreValue, failed ?? ignoreValue)
       }
-      checkPolicy(decided)
+      checkInvalidMessagePolicy(decided)
       action = decided as InvalidMessageAction
     } else {
       action = this.policy
@@ -332,7 +332,8 @@ const ACTIONS = new Set<unknown>(['close', 'reply', 'ignore'])
 
 function ignoreValue (): void {}
 
-function checkPolicy (policy: unknown): void {
+/** Checks an `invalidMessage` option (a route's, or an adapter's default) where it is set. */
+export function checkInvalidMessagePolicy (policy: unknown): void {
   if (typeof policy !== 'function' && !ACTIONS.has(policy)) {
     throw new TypeError(`wsroutes: invalidMessage must be 'close', 'reply', 'ignore' or a function, not ${JSON.stringify(policy)}`)
   }
@@ -382,7 +383,7 @@ export function checkMessageSpec (spec: MessageSchemaSpec<unknown>, hasMessageHa
   if (spec.discriminator !== undefined && (typeof spec.discriminator !== 'string' || spec.discriminator === '')) {
     throw new TypeError(`wsroutes: ${route}: discriminator must be a non-empty property name`)
   }
-  if (spec.invalidMessage !== undefined) checkPolicy(spec.invalidMessage)
+  if (spec.invalidMessage !== undefined) checkInvalidMessagePolicy(spec.invalidMessage)
 }
 
 /** Compiles a route's schemas into a codec. The `send` schema is compiled twice: to validate, and to serialize. */

@@ -11,10 +11,48 @@ import type { WsLimits } from './types.js'
 /** The keys of `WsLimits`, set adapter-wide and overridden per route. */
 export const LIMIT_KEYS = ['maxPayload', 'maxFragments', 'closeTimeout', 'maxBackpressure', 'backpressurePolicy', 'idleTimeout', 'directReads', 'keepRequest', 'binaryMessages'] as const
 
-/** The limits set in `source`, without the keys it leaves undefined (so they do not override defaults). */
+/** Node's timers take at most 2^31 - 1 ms; a longer one fires after 1 ms (with a warning). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+const isNumber = (value: unknown): value is number => typeof value === 'number' && !Number.isNaN(value)
+const positive = (value: unknown): boolean => isNumber(value) && value > 0
+const atLeastZero = (value: unknown): boolean => isNumber(value) && value >= 0
+const timerMs = (value: unknown): boolean => atLeastZero(value) && (value as number) <= MAX_TIMER_MS
+const isBoolean = (value: unknown): boolean => typeof value === 'boolean'
+
+/**
+ * What each limit accepts, and what the error says otherwise. A mistake
+ * fails where the adapter or the route is set up, not on the first
+ * connection, where it would close every socket (`maxPayload: 0`) or go
+ * unnoticed (`backpressurePolicy: 'nope'`).
+ */
+const LIMIT_RULES: Record<typeof LIMIT_KEYS[number] | 'handshakeTimeout', { ok: (value: unknown) => boolean, expected: string }> = {
+  maxPayload: { ok: positive, expected: 'a number of bytes above 0 (Infinity for no limit)' },
+  maxFragments: { ok: positive, expected: 'a number of frames above 0 (Infinity for no limit)' },
+  closeTimeout: { ok: timerMs, expected: `a number of milliseconds from 0 to ${MAX_TIMER_MS}` },
+  maxBackpressure: { ok: atLeastZero, expected: 'a number of bytes, 0 or more (Infinity for no limit)' },
+  backpressurePolicy: { ok: value => value === 'close' || value === 'drop', expected: "'close' or 'drop'" },
+  idleTimeout: { ok: value => timerMs(value) && (value as number) * 1000 <= MAX_TIMER_MS, expected: `a number of seconds from 0 to ${Math.floor(MAX_TIMER_MS / 1000)} (0: no heartbeat)` },
+  handshakeTimeout: { ok: timerMs, expected: `a number of milliseconds from 0 to ${MAX_TIMER_MS} (0: no deadline)` },
+  directReads: { ok: isBoolean, expected: 'true or false' },
+  keepRequest: { ok: isBoolean, expected: 'true or false' },
+  binaryMessages: { ok: value => value === 'own' || value === 'borrow', expected: "'own' or 'borrow'" },
+}
+
+/**
+ * The limits set in `source`, without the keys it leaves undefined (so they
+ * do not override defaults). Every limit set there, `handshakeTimeout`
+ * included, is checked: a TypeError names the one that is wrong.
+ */
 export function pickLimits (source: WsLimits): WsLimits {
   const limits: Record<string, unknown> = {}
-  for (const key of LIMIT_KEYS) if (source[key] !== undefined) limits[key] = source[key]
+  for (const key of Object.keys(LIMIT_RULES) as Array<keyof typeof LIMIT_RULES>) {
+    const value = source[key]
+    if (value === undefined) continue
+    const rule = LIMIT_RULES[key]
+    if (!rule.ok(value)) throw new TypeError(`wsroutes: ${key} must be ${rule.expected}, not ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`)
+    if (key !== 'handshakeTimeout') limits[key] = value
+  }
   return limits as WsLimits
 }
 

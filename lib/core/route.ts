@@ -64,10 +64,8 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   codec: MessageCodec<Handler> | undefined
 
   constructor (options: RouteRunnerOptions<TRequest>) {
+    // The limits were checked by `pickLimits` where the route was declared.
     const binaryMessages = options.limits.binaryMessages
-    if (binaryMessages !== undefined && binaryMessages !== 'own' && binaryMessages !== 'borrow') {
-      throw new TypeError(`wsroutes: binaryMessages must be 'own' or 'borrow', not ${String(binaryMessages)}`)
-    }
     this.handlers = options.handlers
     // Text becomes a string before any handler sees it, so its memory is
     // always lent; binary only where the route borrows it (`binaryMessages`).

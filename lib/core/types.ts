@@ -75,7 +75,7 @@ export interface WsHandlers<TRequest = unknown, TMessage = string | Buffer, TSen
  * engine's connection limits (documented, with their defaults, where the
  * engine reads them) plus the handshake deadline the adapters enforce.
  */
-export interface WsLimits extends Omit<ConnectionOptions, 'protocol'> {
+export interface WsLimits extends Omit<ConnectionOptions, 'protocol' | 'lendText' | 'lendBinary'> {
   /**
    * Milliseconds from a complete upgrade request to the 101: hooks or
    * middleware still running then get the client a 503 and the socket is

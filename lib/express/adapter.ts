@@ -31,6 +31,7 @@ import type {
 } from 'express-serve-static-core'
 import type { Ajv } from 'ajv'
 import {
+  checkInvalidMessagePolicy,
   checkMessageSpec,
   compileMessageCodec,
   hasMessageSchemas,
@@ -243,7 +244,8 @@ function wsRouteHandler (path: PathParams, options: WsExpressRouteOptions<any, a
     discriminator: options.discriminator,
     invalidMessage: options.invalidMessage,
   }
-  // Mistakes in the message options fail here, when the route is declared.
+  // Mistakes in the limits and message options fail here, when the route is declared.
+  const limits = pickLimits(options)
   checkMessageSpec(spec, options.message !== undefined, String(path))
   const json = hasMessageSchemas(spec)
   // One runner per adapter: the limits, registry, logger and schema compilers are the adapter's.
@@ -269,7 +271,7 @@ function wsRouteHandler (path: PathParams, options: WsExpressRouteOptions<any, a
       }
       runner = new RouteRunner<Request>({
         handlers: options,
-        limits: { ...adapter.defaults, ...pickLimits(options) },
+        limits: { ...adapter.defaults, ...limits },
         protocols: options.protocols,
         registry: adapter.registry,
         logger: () => adapter.logger,
@@ -344,6 +346,7 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
     install(Object.getPrototypeOf((app as unknown as { router: object }).router))
   }
 
+  if (options.invalidMessage !== undefined) checkInvalidMessagePolicy(options.invalidMessage)
   const adapter: Adapter = {
     registry: new SocketRegistry(),
     defaults: pickLimits(options),

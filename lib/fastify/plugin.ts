@@ -28,7 +28,7 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import { LIMIT_KEYS, checkShutdownReason, claimServer, pickLimits, UPGRADE_REQUIRED } from '../core/options.js'
-import { checkMessageSpec, compileMessageCodec, hasMessageSchemas, type InvalidMessagePolicy, type MessageSchemaSpec } from '../core/messages.js'
+import { checkInvalidMessagePolicy, checkMessageSpec, compileMessageCodec, hasMessageSchemas, type InvalidMessagePolicy, type MessageSchemaSpec } from '../core/messages.js'
 import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
@@ -157,9 +157,11 @@ function methodsOf (options: RouteOptions): string[] {
 
 const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) => {
   const registry = new SocketRegistry()
-  const defaults = pickLimits(options)
+  let defaults: WsLimits
   let shutdownReason: string
   try {
+    defaults = pickLimits(options)
+    if (options.invalidMessage !== undefined) checkInvalidMessagePolicy(options.invalidMessage)
     shutdownReason = checkShutdownReason(options.shutdownReason ?? 'server shutting down')
     claimServer(fastify.server)
   } catch (error) {

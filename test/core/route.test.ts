@@ -529,9 +529,3 @@ t.test('a borrowed message stays valid until an async handler settles; a throw g
   t.ok(Buffer.from((await nextMessage(fast)).data as Buffer).equals(Buffer.alloc(50_000, 5)), 'and the other sockets go on')
 })
 
-t.test('binaryMessages other than own or borrow is a TypeError', async t => {
-  t.throws(() => new RouteRunner({ limits: { binaryMessages: 'borrowed' as 'borrow' }, handlers: {}, registry: new SocketRegistry(), logger: () => new TestLogger() }), {
-    name: 'TypeError',
-    message: /binaryMessages must be 'own' or 'borrow'/,
-  })
-})

@@ -533,6 +533,16 @@ t.test('one adapter per server; a shutdownReason too long for a close frame is r
     'rather than on the first socket shutdown would close')
 })
 
+t.test('limits and invalidMessage that are wrong fail in wsExpress() or at the route, not on a connection', async t => {
+  for (const options of [{ maxPayload: 0 }, { backpressurePolicy: 'nope' }, { idleTimeout: -1 }, { handshakeTimeout: 'abc' }, { invalidMessage: 'explode' }]) {
+    t.throws(() => wsExpress(express(), createServer(), options as never), { name: 'TypeError', message: new RegExp(`wsroutes: ${Object.keys(options)[0]} must be`) }, JSON.stringify(options))
+  }
+  const app = express()
+  t.throws(() => app.ws('/a', { maxFragments: 0 }), { name: 'TypeError', message: /maxFragments must be/ })
+  t.throws(() => app.ws('/b', { binaryMessages: 'lend' as 'own' }), { name: 'TypeError', message: /binaryMessages must be/ })
+  t.throws(() => express.Router().ws('/c', { keepRequest: 'no' as never }), { name: 'TypeError', message: /keepRequest must be/ })
+})
+
 t.test('ws() without the options object is a TypeError', async t => {
   const app = express()
   t.throws(() => (app.ws as (...args: unknown[]) => unknown)('/x'), TypeError)

@@ -742,6 +742,20 @@ t.test('the plugin once per server; a shutdownReason too long for a close frame 
   await t.rejects(async () => { await other.register(wsroutes, { shutdownReason: 'é'.repeat(62) }) }, { name: 'RangeError', code: 'WS_ERR_CLOSE_REASON_TOO_LONG' })
 })
 
+t.test('limits and invalidMessage that are wrong fail at registration or at the route, not on a connection', async t => {
+  for (const options of [{ maxPayload: 0 }, { backpressurePolicy: 'nope' }, { idleTimeout: -1 }, { handshakeTimeout: 'abc' }, { invalidMessage: 'explode' }]) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await t.rejects(async () => { await app.register(wsroutes, options as never) }, { name: 'TypeError', message: new RegExp(`wsroutes: ${Object.keys(options)[0]} must be`) }, JSON.stringify(options))
+  }
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(wsroutes)
+  t.throws(() => app.ws('/a', { maxFragments: 0, open () {} }), { name: 'TypeError', message: /maxFragments must be/ })
+  t.throws(() => app.ws('/b', { closeTimeout: Infinity, open () {} }), { name: 'TypeError', message: /closeTimeout must be/ })
+  t.throws(() => app.get('/c', { ws: { binaryMessages: 'lend' as 'own' } }, async () => 'http'), { name: 'TypeError', message: /binaryMessages must be/ })
+})
+
 t.test('two apps with the plugin keep their sockets apart', async t => {
   const one = await build(t, app => { app.ws('/', { open (socket) { socket.send('one') } }) })
   const two = await build(t, app => { app.ws('/', { open (socket) { socket.send('two') } }) })
