@@ -63,13 +63,33 @@ describe('the production options of the Fastify plugin', () => {
       backpressurePolicy: 'close',
       wsErrorHandler (error, socket, request) {
         expect(error).type.toBe<Error>()
-        expect(socket.request).type.toBe(request)
-        expect(request.params).type.toBe<unknown>()
+        // undefined once `open` has returned on a keepRequest: false route
+        expect(request).type.toBe<typeof socket.request | undefined>()
+        expect(request?.params).type.toBe<unknown>()
       },
       // Fastify's own route errorHandler (the HTTP part before the 101) is still there.
       errorHandler (_error, _request, reply) { void reply.code(500).send() },
     })
     expect(app.ws).type.not.toBeCallableWith('/x', { handshakeTimeout: '1s' })
+  })
+
+  test('handlers are plain functions: this is void', () => {
+    app.ws('/t', {
+      open () { expect(this).type.toBe<void>() },
+      message () { expect(this).type.toBe<void>() },
+      messages: undefined,
+      wsErrorHandler () { expect(this).type.toBe<void>() },
+    })
+    app.ws('/t', {
+      messages: { a: { handler () { expect(this).type.toBe<void>() } } },
+    })
+    class Room {
+      name = 'lobby'
+      greet (this: Room, socket: WebSocket): void { socket.send(this.name) }
+    }
+    // A method that declares its `this`, passed as a handler, would run without it.
+    expect(app.ws).type.not.toBeCallableWith('/t', { open: new Room().greet })
+    expect(app.ws).type.toBeCallableWith('/t', { open: (socket: WebSocket) => { socket.send('hi') } })
   })
 })
 
@@ -102,7 +122,7 @@ describe('the production options of the Express adapter', () => {
       handshakeTimeout: 1000,
       wsErrorHandler (error, socket, request) {
         expect(error).type.toBe<Error>()
-        expect(request.params.id).type.toBe<string>()
+        expect(request?.params.id).type.toBe<string | undefined>()
         expect(socket.request.params.id).type.toBe<string>()
       },
     })

@@ -312,7 +312,9 @@ export class MessageCodec<THandler = unknown> {
     socket.invalidMessages++
     let action: InvalidMessageAction
     if (typeof this.policy === 'function') {
-      const decided: unknown = this.policy(socket, error, raw)
+      // A plain call, as every handler: `this` is not the codec.
+      const policy = this.policy
+      const decided: unknown = policy(socket, error, raw)
       if (decided === undefined) return undefined
       if (typeof decided === 'object' && decided !== null && typeof (decided as PromiseLike<unknown>).then === 'function') {
         return Promise.resolve(decided as PromiseLike<unknown>).then(ignoreValue, failed ?? ignoreValue)

@@ -44,7 +44,7 @@ export interface RouteRunnerOptions<TRequest> {
   registry: SocketRegistry
   logger (request: TRequest): RouteLogger
   /** The route's `wsErrorHandler`, else the plugin's `errorHandler`: called for every error on a socket after the route's `error` handler. */
-  errorHandler? (error: Error, socket: RouteSocket<TRequest>, request: TRequest): void
+  errorHandler? (this: void, error: Error, socket: RouteSocket<TRequest>, request: TRequest | undefined): void
   /** JSON messages: decode, validate, route and refuse inbound messages; validate and serialize `send()`. Can also be set later with `setMessageCodec`. */
   messages?: MessageCodec<Handler>
 }
@@ -317,10 +317,12 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   /** The route's `error` handler, then the route's `wsErrorHandler` or else the plugin's `errorHandler`; their own failures are only logged. */
   private reportError (ws: RouteSocket<TRequest>, error: Error): void {
     const routeHandler = this.handlers.error
+    // Plain calls, as every handler: `this` is not the runner.
+    const errorHandler = this.errorHandler
     try {
       if (routeHandler !== undefined) routeHandler(ws, error)
       // After `open` on a keepRequest: false route, the request is gone: undefined.
-      if (this.errorHandler !== undefined) this.errorHandler(error, ws, ws.keptRequest as TRequest)
+      if (errorHandler !== undefined) errorHandler(error, ws, ws.keptRequest)
     } catch (failure) {
       ws.log.error({ err: failure }, 'websocket error handler failed')
     }

@@ -55,19 +55,24 @@ export type RawData = string | Buffer | ArrayBuffer | ArrayBufferView
 
 type MaybePromise<T> = T | Promise<T>
 
+/**
+ * The handlers of a route. They are called as plain functions: `this` is
+ * undefined in them (typed `void`, so `this.…` does not compile); what a
+ * handler needs comes through its socket (`socket.request`) or its closure.
+ */
 export interface WsHandlers<TRequest = unknown, TMessage = string | Buffer, TSend = RawData> {
   /** The connection is open. Frames that arrive while an async `open` runs are delivered after it settles. */
-  open? (socket: WebSocket<TSend, TRequest>, request: TRequest): MaybePromise<void>
+  open? (this: void, socket: WebSocket<TSend, TRequest>, request: TRequest): MaybePromise<void>
   /** A message: text as a string, binary as a Buffer (or the validated object on a schema route). */
-  message? (socket: WebSocket<TSend, TRequest>, data: TMessage, isBinary: boolean): MaybePromise<void>
+  message? (this: void, socket: WebSocket<TSend, TRequest>, data: TMessage, isBinary: boolean): MaybePromise<void>
   /** The connection is closed (once). `code` is 1006 when it ended without a close frame. */
-  close? (socket: WebSocket<TSend, TRequest>, code: number, reason: string): MaybePromise<void>
+  close? (this: void, socket: WebSocket<TSend, TRequest>, code: number, reason: string): MaybePromise<void>
   /** The socket's buffer emptied after `send()` returned BUFFERED. */
-  drain? (socket: WebSocket<TSend, TRequest>): void
+  drain? (this: void, socket: WebSocket<TSend, TRequest>): void
   /** A protocol error, network error or handler failure on this socket (`error.code` tells which). */
-  error? (socket: WebSocket<TSend, TRequest>, error: Error): void
-  ping? (socket: WebSocket<TSend, TRequest>, data: Buffer): void
-  pong? (socket: WebSocket<TSend, TRequest>, data: Buffer): void
+  error? (this: void, socket: WebSocket<TSend, TRequest>, error: Error): void
+  ping? (this: void, socket: WebSocket<TSend, TRequest>, data: Buffer): void
+  pong? (this: void, socket: WebSocket<TSend, TRequest>, data: Buffer): void
 }
 
 /**
@@ -112,7 +117,7 @@ export interface WsLimits extends Omit<ConnectionOptions, 'protocol' | 'lendText
 /** One entry of `messages`: the schema of that message type (the whole message, discriminator included) and its handler. */
 export interface WsMessageRoute<TRequest = unknown, TMessage = unknown, TSend = RawData, TSchema = unknown> {
   schema?: TSchema
-  handler (socket: WebSocket<TSend, TRequest>, message: TMessage): MaybePromise<void>
+  handler (this: void, socket: WebSocket<TSend, TRequest>, message: TMessage): MaybePromise<void>
 }
 
 /** The JSON-message options of a route (the schemas themselves are in the route's `schema`: `message`, `send`). */
@@ -175,4 +180,4 @@ export interface WsRouteOptions<TRequest = unknown, TMessage = string | Buffer, 
  * `request` is the socket's request; on a route with `keepRequest: false`
  * it is `undefined` once `open` has returned.
  */
-export type WsErrorHandler<TSocket = WebSocket, TRequest = unknown> = (error: Error, socket: TSocket, request: TRequest) => void
+export type WsErrorHandler<TSocket = WebSocket, TRequest = unknown> = (this: void, error: Error, socket: TSocket, request: TRequest | undefined) => void

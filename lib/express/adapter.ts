@@ -60,7 +60,7 @@ export interface WsExpressOptions extends WsLimits {
    */
   logger?: WsLogger
   /** Called for every error on any socket (after the route's own `error` handler), unless the route has a `wsErrorHandler`. */
-  errorHandler?: (error: Error, socket: RouteSocket<Request>, request: Request) => void
+  errorHandler?: (this: void, error: Error, socket: RouteSocket<Request>, request: Request | undefined) => void
   /** The reason sent with 1001 to every client on shutdown. Default 'server shutting down'. */
   shutdownReason?: string
   /**

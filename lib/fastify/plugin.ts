@@ -39,7 +39,7 @@ import { decorateInjectWS } from './inject.js'
 
 export interface WsPluginOptions extends WsLimits {
   /** Called for every error on any socket (after the route's own `error` handler), unless the route has a `wsErrorHandler`. */
-  errorHandler?: (error: Error, socket: RouteSocket<FastifyRequest>, request: FastifyRequest) => void
+  errorHandler?: (this: void, error: Error, socket: RouteSocket<FastifyRequest>, request: FastifyRequest | undefined) => void
   /** The reason sent with 1001 to every client when the app closes. Default 'server shutting down'. */
   shutdownReason?: string
   /**
@@ -72,7 +72,7 @@ export type WsMessageRoutes<TypeProvider extends FastifyTypeProvider, TRequest, 
   [Type in keyof Messages]: {
     /** The schema of this message type: the whole message, discriminator included. */
     schema?: Messages[Type]
-    handler (socket: WebSocket<TSend, TRequest>, message: CallValidatorTypeProvider<TypeProvider, Messages[Type]>): MaybePromise<void>
+    handler (this: void, socket: WebSocket<TSend, TRequest>, message: CallValidatorTypeProvider<TypeProvider, Messages[Type]>): MaybePromise<void>
   }
 }
 

@@ -162,8 +162,14 @@ for (const [phase, mode] of [['open', 'throws'], ['open', 'rejects'], ['message'
         if (phase === 'message' && data === 'bad') return fail()
         socket.send(data)
       },
-      error (_socket, error) { errors.push(['route', error]) },
-    }, { errorHandler (error, socket, request) { errors.push(['plugin', error]); t.equal(socket.request, request) } })
+      error (_socket, error) { errors.push(['route', error]); t.equal(this, undefined, 'handlers are plain calls') },
+    }, {
+      errorHandler (error, socket, request) {
+        errors.push(['plugin', error])
+        t.equal(socket.request, request)
+        t.equal(this, undefined, 'the error handler is a plain call, not a method of the runner')
+      },
+    })
     const good = await client(t, h.url + '/good')
     const bad = await openWs(h.url + '/bad')
     t.teardown(() => closeWs(bad))
