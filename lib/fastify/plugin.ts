@@ -151,6 +151,20 @@ function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
   reply.code(UPGRADE_REQUIRED.statusCode).headers(UPGRADE_REQUIRED.headers).send(UPGRADE_REQUIRED.body)
 }
 
+type OnRequestHook = (request: FastifyRequest, reply: FastifyReply, next: () => void) => void
+
+/** Runs `hook` first among the route's own `onRequest` hooks (after the app's and its plugins'). */
+function prependOnRequest (routeOptions: RouteOptions, hook: OnRequestHook): void {
+  const onRequest = routeOptions.onRequest
+  routeOptions.onRequest = [hook, ...(onRequest === undefined ? [] : Array.isArray(onRequest) ? onRequest : [onRequest])] as RouteOptions['onRequest']
+}
+
+/** On a GET route without `ws`: an upgrade gets the app's 404 (the route's hooks, schemas and handler do not run); plain requests go on. */
+function upgradeNotFound (request: FastifyRequest, reply: FastifyReply, next: () => void): void {
+  if ((request.raw as UpgradeRequest)[kUpgrade] === undefined) next()
+  else reply.callNotFound()
+}
+
 function methodsOf (options: RouteOptions): string[] {
   return Array.isArray(options.method) ? options.method : [options.method]
 }
@@ -190,11 +204,9 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
     const httpHandler = routeOptions.handler
     const wsOptions = routeOptions.ws
     if (wsOptions === undefined) {
-      // An upgrade to a path with no ws route gets the app's 404, as HTTP.
-      routeOptions.handler = function handlerOrNotFound (this: FastifyInstance, request, reply) {
-        if ((request.raw as UpgradeRequest)[kUpgrade] !== undefined) return reply.callNotFound()
-        return httpHandler.call(this, request, reply)
-      }
+      // An upgrade to a path with no ws route gets the app's 404, as HTTP,
+      // before any of this route's own hooks or schemas run for it.
+      prependOnRequest(routeOptions, upgradeNotFound)
       return
     }
     const schema = routeOptions.schema as WsMessageSchemas | undefined
@@ -223,11 +235,10 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
     const handshakeTimeout = wsOptions.handshakeTimeout
     if (handshakeTimeout !== undefined) {
       // The route's deadline takes over once routing found it, ahead of the route's own hooks.
-      const onRequest = routeOptions.onRequest
-      routeOptions.onRequest = [function wsHandshakeTimeout (request: FastifyRequest, _reply: FastifyReply, next: () => void) {
+      prependOnRequest(routeOptions, function wsHandshakeTimeout (request: FastifyRequest, _reply: FastifyReply, next: () => void) {
         ;(request.raw as UpgradeRequest)[kUpgrade]?.setTimeout(handshakeTimeout)
         next()
-      }, ...(onRequest === undefined ? [] : Array.isArray(onRequest) ? onRequest : [onRequest])] as RouteOptions['onRequest']
+      })
     }
     routeOptions.handler = function wsRouteHandler (this: FastifyInstance, request, reply) {
       const upgrade = (request.raw as UpgradeRequest)[kUpgrade]

@@ -284,6 +284,29 @@ t.test('an upgrade to an HTTP-only route is a 404, and the custom not-found hand
   t.same(plain.json(), { http: true }, 'plain GET still works')
 })
 
+t.test("an upgrade to an HTTP-only route runs none of that route's hooks or schemas before the 404", async t => {
+  const calls: string[] = []
+  const { url, app } = await build(t, app => {
+    app.addHook('preHandler', async () => { calls.push('app preHandler') })
+    app.get('/items', {
+      schema: { querystring: { type: 'object', properties: { page: { type: 'integer' } }, required: ['page'] } },
+      onRequest: async () => { calls.push('route onRequest') },
+      preHandler: async () => { calls.push('route preHandler') },
+    }, async () => ({ items: [] }))
+    app.get('/admin', { onRequest: async (_request, reply) => reply.code(401).send({ error: 'no' }) }, async () => 'secret')
+  })
+  for (const path of ['/items', '/items?page=1', '/admin']) {
+    calls.length = 0
+    t.equal((await refusedWs(url + path)).status, 404, `${path}: the app's 404`)
+    t.same(calls, ['app preHandler'], `${path}: only the not-found handler's hooks ran`)
+  }
+  calls.length = 0
+  t.same((await app.inject('/items?page=1')).json(), { items: [] }, 'plain requests still run the whole route')
+  t.same(calls, ['route onRequest', 'app preHandler', 'route preHandler'])
+  t.equal((await app.inject('/items')).statusCode, 400)
+  t.equal((await app.inject('/admin')).statusCode, 401)
+})
+
 t.test('an upgrade to another protocol (h2c) is plain HTTP: the route answers, ws routes say 426', async t => {
   const { port } = await build(t, app => {
     app.get('/http', async () => ({ http: true }))
