@@ -48,6 +48,7 @@ export class PendingUpgrade {
     const response = this.response
     if (response !== undefined) {
       response.off('finish', endSocketAfterResponse)
+      response.off('close', abortUnansweredRequest)
       if (response.socket !== null) response.detachSocket(response.socket)
       this.response = undefined
     }
@@ -56,6 +57,7 @@ export class PendingUpgrade {
       this.request = undefined
     }
     this.socket.off('error', destroyOnError)
+    this.socket.off('end', destroyWhenClientLeaves)
   }
 
   /**
@@ -109,9 +111,14 @@ export class PendingUpgrade {
     if (response === undefined || response.headersSent || socket.destroyed || socket.writableEnded) return
     this.expired = true
     response.off('finish', endSocketAfterResponse)
+    response.off('close', abortUnansweredRequest)
     if (response.socket !== null) response.detachSocket(response.socket)
     this.response = undefined
     writeHttpResponse(socket, 503, {}, 'handshake timed out')
+    // The hooks still running have lost their client: once the 503 is out
+    // (destroying the request earlier would take the socket with it).
+    const request = this.request
+    if (request !== undefined) socket.once('close', () => { request.destroy() })
   }
 }
 
@@ -125,6 +132,16 @@ function destroyOnError (this: Duplex): void {
   // Until a connection owns the socket, an error (ECONNRESET while an auth
   // hook runs) only ends it; there is no listener left by the HTTP server.
   this.destroy()
+}
+
+function destroyWhenClientLeaves (this: Duplex): void {
+  // The client's FIN before anything was answered: as Node's HTTP server
+  // takes it (without `httpAllowHalfOpen`), the client is gone. A WebSocket
+  // client that has stopped sending cannot use a 101 either. Destroying the
+  // socket closes the response, which aborts the request
+  // (`abortUnansweredRequest`). An answer already on its way is left to
+  // finish; the socket then closes by itself.
+  if (!this.writableEnded) this.destroy()
 }
 
 function endSocketAfterResponse (this: ServerResponse): void {
@@ -179,6 +196,7 @@ export function waitForEarlierResponse<R> (request: R, socket: Duplex, head: Buf
  */
 export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer, handshakeTimeout = 0): ServerResponse | undefined {
   socket.on('error', destroyOnError)
+  socket.on('end', destroyWhenClientLeaves)
   // An upgrade to another protocol (`Upgrade: h2c`, …) is no WebSocket
   // handshake: it is served as the plain HTTP request it also is, as Node
   // would serve it if nobody listened for upgrades (the framework routes
@@ -246,12 +264,25 @@ function plainResponse (request: IncomingMessage, socket: Duplex, head: Buffer):
   return responseOnSocket(withBody, socket)
 }
 
+/**
+ * The socket closed before the response was written: the client left while
+ * hooks or middleware ran. As Node does for an HTTP request whose client
+ * leaves, the request is destroyed, so it emits 'close' with `aborted` set:
+ * Fastify's `request.signal` aborts and its `onRequestAbort` hooks run.
+ */
+function abortUnansweredRequest (this: ServerResponse): void {
+  if (!this.writableFinished) this.req.destroy()
+}
+
 /** An HTTP response written straight to the raw socket, which is closed once the response is sent. */
 function responseOnSocket (request: IncomingMessage, socket: Duplex): ServerResponse {
   const response = new ServerResponse(request)
   response.shouldKeepAlive = false
   response.assignSocket(socket as any)
   response.once('finish', endSocketAfterResponse)
+  // Node emits the response's 'close' when its socket closes, until the
+  // socket is detached (answered, released or expired).
+  response.once('close', abortUnansweredRequest)
   return response
 }
 

@@ -503,12 +503,15 @@ t.test('server.close() says goodbye to websockets and completes', async t => {
   t.equal(s.server.listenerCount('upgrade'), 0, 'the upgrade listener is removed')
 })
 
-t.test('a client that leaves while middleware runs is dropped, without a 101 or an open', async t => {
+t.test('a client that leaves while middleware runs is dropped, without a 101 or an open; its request closes, as for HTTP', async t => {
   let opened = false
   let reachedRoute!: () => void
   const reached = new Promise<void>(resolve => { reachedRoute = resolve })
+  const closes: string[] = []
   const s = await start(t, app => {
-    app.ws('/slow', async (_req, _res, next) => {
+    app.ws('/slow', async (req, _res, next) => {
+      // What middleware watching for a client that left listens to.
+      req.once('close', () => closes.push(`request closed, destroyed: ${String(req.destroyed)}`))
       reachedRoute()
       await new Promise(resolve => setTimeout(resolve, 50))
       next()
@@ -521,6 +524,7 @@ t.test('a client that leaves while middleware runs is dropped, without a 101 or 
   await new Promise(resolve => setTimeout(resolve, 100))
   t.equal(opened, false)
   t.equal(s.ws.clients.size, 0)
+  t.same(closes, ['request closed, destroyed: true'])
 })
 
 t.test('one adapter per server; a shutdownReason too long for a close frame is refused at setup', async t => {

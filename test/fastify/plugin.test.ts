@@ -48,6 +48,41 @@ async function rawRequest (t: Teardown, port: number, options: Parameters<typeof
 
 // ------------------------------------------------------------------ hooks
 
+t.test('a client that leaves while the hooks run aborts request.signal and runs onRequestAbort', async t => {
+  const seen: string[] = []
+  const entered = deferred()
+  const hookDone = deferred()
+  const { port } = await build(t, app => {
+    app.addHook('onRequestAbort', async request => { seen.push(`onRequestAbort ${request.url}`) })
+    app.ws('/slow', {
+      onRequest: async request => {
+        request.signal.addEventListener('abort', () => seen.push('signal aborted'))
+        entered.resolve()
+        await new Promise(resolve => setTimeout(resolve, 100))
+        seen.push(`hook done, aborted: ${String(request.signal.aborted)}`)
+        hookDone.resolve()
+      },
+      open () { seen.push('open') },
+    })
+    app.ws('/deny', { onRequest: async (_request, reply) => reply.code(401).send(), open () {} })
+    app.ws('/fine', { open () {} })
+  })
+  const leaving = await RawClient.connect(port)
+  leaving.write(upgradeRequest({ path: '/slow' }))
+  await entered.promise
+  leaving.destroy()
+  await hookDone.promise
+  t.same(seen, ['signal aborted', 'onRequestAbort /slow', 'hook done, aborted: true'], 'as for an HTTP request whose client left')
+
+  seen.length = 0
+  t.equal((await rawRequest(t, port, { path: '/deny' })).head.status, 401)
+  const fine = await RawClient.open(port, { path: '/fine' })
+  fine.destroy()
+  await fine.closed
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(seen, [], 'an answered or upgraded request is no abort')
+})
+
 t.test('an onRequest hook answering 401 is a real HTTP 401, no upgrade', async t => {
   const opens: string[] = []
   const { url, port } = await build(t, app => {
