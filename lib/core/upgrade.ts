@@ -207,6 +207,12 @@ export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Bu
     writeHttpResponse(socket, check.status, check.headers, check.message)
     return undefined
   }
+  // The server's socket timeout (`server.timeout`, Fastify's
+  // `connectionTimeout`) no longer hangs up this socket: Node removed its
+  // listener with the upgrade. Left armed, it would only fire Fastify's
+  // `onTimeout` hooks for a request that then goes on; `handshakeTimeout` is
+  // the deadline until the 101.
+  ;(socket as Socket).setTimeout?.(0)
   const response = responseOnSocket(request, socket)
   const upgrade = new PendingUpgrade(socket, head, check.key, check.protocols, request as UpgradeRequest, response)
   ;(request as UpgradeRequest)[kUpgrade] = upgrade

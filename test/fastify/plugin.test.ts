@@ -83,6 +83,18 @@ t.test('a client that leaves while the hooks run aborts request.signal and runs 
   t.same(seen, [], 'an answered or upgraded request is no abort')
 })
 
+t.test("the server's socket timeout (connectionTimeout) does not fire onTimeout for an upgrade: handshakeTimeout is its deadline", async t => {
+  const timedOut: string[] = []
+  const { port } = await build(t, app => {
+    app.addHook('onTimeout', async request => { timedOut.push(request.url) })
+    app.ws('/slow', { onRequest: async () => { await new Promise(resolve => setTimeout(resolve, 300)) }, open (socket) { socket.send('in') } })
+  }, {}, { connectionTimeout: 100 })
+  const client = await RawClient.open(port, { path: '/slow' })
+  t.teardown(() => client.destroy())
+  t.equal((await client.nextFrame()).payload.toString(), 'in')
+  t.same(timedOut, [], 'no onTimeout for a request that was not hung up')
+})
+
 t.test('an onRequest hook answering 401 is a real HTTP 401, no upgrade', async t => {
   const opens: string[] = []
   const { url, port } = await build(t, app => {
