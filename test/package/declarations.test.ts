@@ -9,7 +9,7 @@
  * application against them through the package's `exports`.
  */
 import { execFile } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -72,11 +72,35 @@ const key: string = acceptKey('dGhlIHNhbXBsZSBub25jZQ==')
 export { closeWith, Connection, giveBack, key, expressClient }
 `
 
+/**
+ * An older CommonJS application: `moduleResolution: node` knows no
+ * `exports`, and finds the subpaths through `typesVersions`.
+ */
+const COMMONJS_APPLICATION = `
+import Fastify from 'fastify'
+import express from 'express'
+import { createServer } from 'node:http'
+import wsroutes, { CloseCodes, type WebSocket } from 'wsroutes'
+import { wsExpress } from 'wsroutes/express'
+import { acceptKey } from 'wsroutes/engine'
+
+export async function main (): Promise<void> {
+  const app = Fastify()
+  await app.register(wsroutes)
+  app.ws('/echo', { message (socket, data) { socket.send(data) } })
+  const expressApp = express()
+  wsExpress(expressApp, createServer(expressApp))
+  expressApp.ws('/echo', { open (socket: WebSocket) { socket.close(CloseCodes.NORMAL) } })
+  acceptKey('dGhlIHNhbXBsZSBub25jZQ==')
+}
+`
+
 t.test('an application compiles against the declarations in dist/', async t => {
   t.teardown(() => rmSync(packageDir, { recursive: true, force: true }))
   mkdirSync(join(packageDir, 'app'), { recursive: true })
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string, exports: unknown }
-  writeFileSync(join(packageDir, 'package.json'), JSON.stringify({ name: manifest.name, type: 'module', exports: manifest.exports }))
+  const { types, typesVersions } = manifest as unknown as Record<string, unknown>
+  writeFileSync(join(packageDir, 'package.json'), JSON.stringify({ name: manifest.name, type: 'module', types, typesVersions, exports: manifest.exports }))
   // The library's declarations, laid out as the build lays them out (dist/lib/…).
   writeFileSync(join(packageDir, 'tsconfig.lib.json'), JSON.stringify({
     extends: join(root, 'tsconfig.json'),
@@ -95,4 +119,16 @@ t.test('an application compiles against the declarations in dist/', async t => {
   const result = await run(process.execPath, [tsc, '-p', join(packageDir, 'tsconfig.app.json')], { cwd: packageDir })
     .then(() => ({ ok: true, output: '' }), (error: { stdout?: string }) => ({ ok: false, output: error.stdout ?? String(error) }))
   t.ok(result.ok, `the application compiles against the published types${result.ok ? '' : `:\n${result.output}`}`)
+
+  // No self-reference by name without `exports`: installed, as an application has it.
+  mkdirSync(join(packageDir, 'app', 'node_modules'))
+  symlinkSync(packageDir, join(packageDir, 'app', 'node_modules', 'wsroutes'), 'dir')
+  writeFileSync(join(packageDir, 'app', 'commonjs.ts'), COMMONJS_APPLICATION)
+  writeFileSync(join(packageDir, 'tsconfig.commonjs.json'), JSON.stringify({
+    compilerOptions: { target: 'ES2022', module: 'CommonJS', moduleResolution: 'node10', esModuleInterop: true, strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
+    files: [join(packageDir, 'app', 'commonjs.ts')],
+  }))
+  const commonjs = await run(process.execPath, [tsc, '-p', join(packageDir, 'tsconfig.commonjs.json')], { cwd: packageDir })
+    .then(() => ({ ok: true, output: '' }), (error: { stdout?: string }) => ({ ok: false, output: error.stdout ?? String(error) }))
+  t.ok(commonjs.ok, `a CommonJS application with moduleResolution node compiles too${commonjs.ok ? '' : `:\n${commonjs.output}`}`)
 })
