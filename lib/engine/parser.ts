@@ -84,6 +84,16 @@ const EMPTY = Buffer.alloc(0)
 const SCRATCH = Buffer.allocUnsafe(14)
 /** Frames from this size on that span socket reads are assembled in place rather than concatenated. */
 const ASSEMBLE_THRESHOLD = 16 * 1024
+/**
+ * A message's pieces are joined in runs of this many when each averages at
+ * most `SMALL_PIECE` bytes: a kept Buffer costs about 100 bytes besides its
+ * payload, so a peer sending a message as 65,536 one-byte fragments (the
+ * default `maxFragments`) would otherwise hold about 6.5 MB with 64 KiB of
+ * payload. Runs of larger pieces are left as they are (copying them again
+ * would cost more than their Buffers do).
+ */
+const JOIN_RUN = 64
+const SMALL_PIECE = 1024
 
 export class FrameParser {
   private readonly handler: FrameHandler
@@ -113,6 +123,8 @@ export class FrameParser {
   private fragmentCount = 0
   /** The pieces of a message received so far, when it is in more than one; created for such a message only. */
   private fragments: Buffer[] | undefined
+  /** `fragments` from this index on are pieces as received, not yet considered for joining (`joinRun`). */
+  private rawFrom = 0
   /** The UTF-8 validator's state over a text message so far (utf8.ts). */
   private utf8State = UTF8_ACCEPT
   /** The payload of a large frame that spans socket reads, filled as they arrive. */
@@ -354,8 +366,12 @@ export class FrameParser {
       return !this.stopped
     }
     if (piece.length > 0) {
-      if (fragments === undefined) this.fragments = [piece]
-      else fragments.push(piece)
+      if (fragments === undefined) {
+        this.fragments = [piece]
+        this.rawFrom = 0
+      } else if (fragments.push(piece) - this.rawFrom === JOIN_RUN) {
+        this.joinRun(fragments)
+      }
     }
     this.messageLength += piece.length
     if (!frameDone) return false
@@ -367,6 +383,24 @@ export class FrameParser {
       this.deliver(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, this.messageLength), false)
     }
     return !this.stopped
+  }
+
+  /** Joins the last `JOIN_RUN` pieces into one when they are small (see JOIN_RUN). */
+  private joinRun (fragments: Buffer[]): void {
+    const from = this.rawFrom
+    let bytes = 0
+    for (let i = from; i < fragments.length; i++) bytes += fragments[i].length
+    if (bytes <= JOIN_RUN * SMALL_PIECE) {
+      const joined = Buffer.allocUnsafe(bytes)
+      let at = 0
+      for (let i = from; i < fragments.length; i++) {
+        joined.set(fragments[i], at)
+        at += fragments[i].length
+      }
+      fragments.length = from
+      fragments.push(joined)
+    }
+    this.rawFrom = fragments.length
   }
 
   private readControlPayload (): boolean {

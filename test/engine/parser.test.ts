@@ -70,7 +70,7 @@ function newParser (options: Partial<ParserOptions> = {}, keepViews = false): { 
   return { parser, recorder }
 }
 
-/** Parses `chunks` (copied first: the parser unmasks in place) and returns the handler calls. */
+/** Parses `chunks` and returns the handler calls. The parser unmasks in place: the chunks are changed. */
 function parseChunks (chunks: Buffer[], options?: Partial<ParserOptions>): Event[] {
   const { parser, recorder } = newParser(options)
   for (const chunk of chunks) parser.write(chunk)
@@ -282,6 +282,34 @@ t.test('a message in many fragments, some empty', async t => {
   frames.push(continuation(Buffer.alloc(0), true))
   t.ok(frames.length > 100, `${frames.length} fragments`)
   expectEvents(t, Buffer.concat(frames), [msg(payload)])
+})
+
+t.test('tiny fragments are joined as they arrive: the parser keeps few pieces, and the message is intact', async t => {
+  const payload = utf8OfLength(20_000)
+  const frames: Buffer[] = [text(payload.subarray(0, 1), false)]
+  for (let i = 1; i < payload.length - 1; i++) frames.push(continuation(payload.subarray(i, i + 1), false))
+  frames.push(continuation(payload.subarray(payload.length - 1)))
+  const bytes = Buffer.concat(frames)
+  // Fresh copies each time: the parser unmasks in place.
+  for (const [how, events] of [
+    ['whole', parseChunks([Buffer.from(bytes)])],
+    ['through a reused buffer, 1000 bytes a read', parseVolatile(Array.from({ length: Math.ceil(bytes.length / 1000) }, (_, i) => bytes.subarray(i * 1000, (i + 1) * 1000)), Buffer.allocUnsafe(1000))],
+  ] as const) {
+    t.ok(sameEvents(events, [msg(payload)]), `${how}: one message, every byte in order`)
+  }
+  const { parser } = newParser()
+  parser.write(Buffer.from(bytes.subarray(0, bytes.length - 7)))
+  const kept = (parser as unknown as { fragments: Buffer[] }).fragments.length
+  t.ok(kept <= Math.ceil(payload.length / 64) + 64, `${payload.length - 1} one-byte fragments kept as ${kept} pieces`)
+
+  // Large fragments are kept as they came (joining them would only copy them again).
+  const big = randomBytes(prng(7), 100 * 2048)
+  const bigFrames: Buffer[] = []
+  for (let at = 0; at < big.length; at += 2048) bigFrames.push(at === 0 ? binary(big.subarray(0, 2048), false) : continuation(big.subarray(at, at + 2048), at + 2048 >= big.length))
+  t.ok(sameEvents(parseChunks([Buffer.concat(bigFrames)]), [msg(big, true)]), '100 fragments of 2 KiB: intact')
+  const large = newParser()
+  large.parser.write(Buffer.concat(bigFrames.slice(0, 99)))
+  t.equal((large.parser as unknown as { fragments: Buffer[] }).fragments.length, 99, 'and not joined')
 })
 
 t.test('a message made only of empty fragments', async t => {
