@@ -4,7 +4,7 @@
  * `FrameParser` (whose handler it is) and a `FrameWriter`, and reports to
  * its owner (a route) through the `ConnectionHandler` interface.
  */
-import { Buffer } from 'node:buffer'
+import { Buffer, kMaxLength } from 'node:buffer'
 import type { Socket } from 'node:net'
 import { CloseCodes, MAX_CLOSE_REASON_BYTES, isValidCloseCode, type CloseCode } from './close-codes.js'
 import { ErrorCodes, WebSocketError, wsError, wsRangeError, wsTypeError } from './errors.js'
@@ -131,7 +131,10 @@ function settingsOf (options: ConnectionOptions): ConnectionSettings {
   let settings = settingsByOptions.get(options)
   if (settings === undefined) {
     settings = {
-      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      // A message is held in one Buffer: above Node's largest (4 GiB), even
+      // `maxPayload: Infinity` refuses it with 1009 instead of failing to
+      // allocate it.
+      maxPayload: Math.min(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, kMaxLength),
       maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
       closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
       maxBackpressure: options.maxBackpressure ?? Infinity,

@@ -17,7 +17,7 @@
  * parser reads unmasked server frames (the in-process test client of
  * `injectWS`), at the cost of one boolean check per frame on the server path.
  */
-import { Buffer } from 'node:buffer'
+import { Buffer, constants } from 'node:buffer'
 import { isValidCloseCode } from './close-codes.js'
 import { ErrorCodes, wsError, type WebSocketError } from './errors.js'
 import { LEND_THRESHOLD, giveBack, lend } from './loans.js'
@@ -80,6 +80,7 @@ const enum State {
 }
 
 const EMPTY = Buffer.alloc(0)
+const MAX_STRING_LENGTH = constants.MAX_STRING_LENGTH
 /** Header bytes that span chunks, made contiguous (at most 2 + 8 + 4); shared, see above. */
 const SCRATCH = Buffer.allocUnsafe(14)
 /** Frames from this size on that span socket reads are assembled in place rather than concatenated. */
@@ -294,8 +295,15 @@ export class FrameParser {
   private checkLength (): boolean {
     if (this.opcode < Opcode.CLOSE) {
       const { maxPayload, maxFragments } = this.limits
-      if (this.messageLength + this.payloadLength > maxPayload) {
+      const length = this.messageLength + this.payloadLength
+      if (length > maxPayload) {
         return this.fail(ErrorCodes.MAX_PAYLOAD, `message exceeds maxPayload (${maxPayload} bytes)`, 1009)
+      }
+      // Text is for strings, and V8's longest holds MAX_STRING_LENGTH
+      // characters (about 512 MiB): a longer text message (possible only with
+      // a larger maxPayload) could never be decoded.
+      if (length > MAX_STRING_LENGTH && (this.opcode === Opcode.TEXT || (this.opcode === Opcode.CONTINUATION && this.messageOpcode === Opcode.TEXT))) {
+        return this.fail(ErrorCodes.MAX_PAYLOAD, `text message exceeds the longest string (${MAX_STRING_LENGTH} characters)`, 1009)
       }
       if (++this.fragmentCount > maxFragments) {
         return this.fail(ErrorCodes.TOO_MANY_FRAGMENTS, `message exceeds maxFragments (${maxFragments} frames)`, 1009)

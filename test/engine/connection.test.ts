@@ -466,6 +466,16 @@ t.test('maxPayload fails the connection on the header alone', async t => {
   t.same((await handler.waitFor('error')).map(e => e.error.code), ['WS_ERR_MAX_PAYLOAD'])
 })
 
+t.test('maxPayload: Infinity still refuses a frame larger than a Buffer can be (1009), without trying to allocate it', async t => {
+  const server = await startServer(t, { connection: { maxPayload: Infinity } })
+  const client = await RawClient.open(t, server.port)
+  const { handler } = await server.next()
+  // A 64-bit length of 1 TiB, the masking key and one payload byte.
+  client.send(Buffer.concat([frame({ opcode: Op.BINARY, lengthBits: 64, declaredLength: 1n << 40n }).subarray(0, 14), Buffer.from([0x55])]))
+  t.same(closeOf(await client.frame()), { code: 1009, reason: '' })
+  t.same((await handler.waitFor('error')).map(e => e.error.code), ['WS_ERR_MAX_PAYLOAD'])
+})
+
 t.test('TCP dropping without a close frame: onClose once with 1006', async t => {
   const server = await startServer(t)
   const raw = await RawClient.open(t, server.port)

@@ -3,6 +3,7 @@
  * byte boundary, and one byte at a time, and must give the same handler
  * calls each way.
  */
+import { constants } from 'node:buffer'
 import t from 'tap'
 import { FrameParser, type FrameHandler, type ParserOptions } from '../../lib/engine/parser.js'
 import { maskingReadBuffer } from '../../lib/engine/mask.js'
@@ -589,6 +590,20 @@ t.test('maxPayload is checked against the declared length, before the payload ar
   // A 64-bit length of 1 TiB: fails after the 10 header bytes.
   const huge = frame({ opcode: Op.BINARY, lengthBits: 64, declaredLength: 1n << 40n }).subarray(0, 10)
   expectError(t, huge, 'WS_ERR_MAX_PAYLOAD', 1009, [], options)
+})
+
+t.test('a text message longer than the longest string fails with WS_ERR_MAX_PAYLOAD / 1009, even under maxPayload', async t => {
+  const options = { maxPayload: Infinity }
+  const over = BigInt(constants.MAX_STRING_LENGTH) + 1n
+  expectError(t, frame({ opcode: Op.TEXT, lengthBits: 64, declaredLength: over }).subarray(0, 10), 'WS_ERR_MAX_PAYLOAD', 1009, [], options)
+  // Over the fragments of one message too.
+  const first = text('a', false)
+  const rest = frame({ opcode: Op.CONTINUATION, lengthBits: 64, declaredLength: over - 1n }).subarray(0, 10)
+  expectError(t, Buffer.concat([first, rest]), 'WS_ERR_MAX_PAYLOAD', 1009, [], options)
+  // Binary has no such limit: the header alone is accepted.
+  const { parser, recorder } = newParser(options)
+  parser.write(frame({ opcode: Op.BINARY, lengthBits: 64, declaredLength: over }).subarray(0, 14))
+  t.same(recorder.events, [], 'a binary message of that length may come')
 })
 
 t.test('maxPayload counts the whole message over its fragments', async t => {
