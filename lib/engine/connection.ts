@@ -194,6 +194,7 @@ function socketOnDrain (this: OwnedSocket): void {
   // a long download may send nothing, not even the pong, which waits behind
   // the download in its receive buffer: for the heartbeat, it is alive.
   connection.activity = true
+  if (connection.pendingPong !== undefined) connection.sendPendingPong()
   connection.handler.onDrain?.(connection)
 }
 function closeTimeoutExpired (connection: Connection): void {
@@ -234,6 +235,8 @@ export class Connection implements FrameHandler, HeartbeatMember {
   readonly protocol: string
   /** Messages dropped by the `drop` backpressure policy. */
   droppedMessages = 0
+  /** @internal The latest ping's payload, when its pong waits for 'drain' (`onPing`). */
+  pendingPong: Buffer | undefined
 
   private closeFrameSent = false
   private closeFrameReceived = false
@@ -481,8 +484,26 @@ export class Connection implements FrameHandler, HeartbeatMember {
     // frame in response, unless it already received a Close frame."
     // Not after our side has ended (the peer's FIN came while an async
     // handler held the read, and the ping was parsed after it).
-    if (this.readyState === ReadyState.OPEN && this.socket.writable) this.writer.frame(Opcode.PONG, data)
+    if (this.readyState === ReadyState.OPEN && this.socket.writable) {
+      // A peer that pings without reading would grow our queue of pongs
+      // without bound (the backpressure policy governs messages only). §5.5.3:
+      // "If an endpoint receives a Ping frame and has not yet sent Pong
+      // frame(s) in response to previous Ping frame(s), the endpoint MAY
+      // elect to send a Pong frame for only the most recently processed Ping
+      // frame." So above the socket's high-water mark only the latest ping
+      // is kept (copied: it may lie in the read buffer), and answered at
+      // 'drain'.
+      if (this.writer.bufferedAmount < this.socket.writableHighWaterMark) this.writer.frame(Opcode.PONG, data)
+      else this.pendingPong = Buffer.from(data)
+    }
     this.handler.onPing?.(this, data)
+  }
+
+  /** @internal The socket drained: the pong of the latest ping left waiting goes out. */
+  sendPendingPong (): void {
+    const payload = this.pendingPong!
+    this.pendingPong = undefined
+    if (this.readyState === ReadyState.OPEN && this.socket.writable) this.writer.frame(Opcode.PONG, payload)
   }
 
   /** @internal */

@@ -173,6 +173,34 @@ t.test('a ping is answered with a pong carrying the same payload', async t => {
   t.same([pong.opcode, pong.payload.toString()], [Op.PONG, 'mid'])
 })
 
+t.test('a peer that pings without reading: the pongs queued stay bounded, and the latest ping is answered once it reads', async t => {
+  const server = await startServer(t)
+  const client = await RawClient.open(t, server.port)
+  const { connection } = await server.next()
+  client.socket.pause()
+  const ping = (n: number): Buffer => frame({ opcode: Op.PING, payload: Buffer.alloc(125, n % 251) })
+  let sent = 0
+  let peak = 0
+  // 20 MiB of pings, 1 MiB a write, with the server's queue sampled between them.
+  for (let round = 0; round < 20; round++) {
+    const batch: Buffer[] = []
+    for (let i = 0; i < 8192; i++) batch.push(ping(sent++))
+    const flushed = client.socket.write(Buffer.concat(batch))
+    if (!flushed) await Promise.race([once(client.socket, 'drain'), delay(200)])
+    await delay(5)
+    peak = Math.max(peak, connection.bufferedAmount)
+  }
+  t.ok(peak < 256 * 1024, `the server queued at most ${peak} bytes of pongs for ${sent} pings (${sent * 127} bytes)`)
+  t.equal(connection.readyState, ReadyState.OPEN, 'the connection is fine')
+
+  // Reading again: the queue drains, and the last ping of all gets its pong.
+  client.socket.resume()
+  const last = Buffer.alloc(125, (sent - 1) % 251)
+  let lastPong: Buffer | undefined
+  while (lastPong === undefined || !lastPong.equals(last)) lastPong = (await client.frame()).payload
+  t.pass('the latest ping is answered')
+})
+
 t.test('the ws client\'s ping gets its pong', async t => {
   const server = await startServer(t)
   const ws = await openWs(t, server.port)
