@@ -179,6 +179,12 @@ function socketOnEnd (this: OwnedSocket): void {
   // The peer closed its half: close ours too (HTTP server sockets allow
   // half-open), unless the closing handshake already did.
   if (!this.writableEnded) this.end()
+  // The socket closes once what we queued is out, and a peer that has left
+  // may never read it: `closeTimeout` bounds that wait too.
+  const connection = this[kConnection]!
+  if (connection.closeTimer === undefined && connection.readyState !== ReadyState.CLOSED) {
+    connection.closeTimer = setTimeout(closeTimeoutExpired, connection.closeTimeout, connection)
+  }
 }
 function socketOnClose (this: OwnedSocket): void {
   this[kConnection]!.finish()
@@ -235,6 +241,11 @@ export class Connection implements FrameHandler, HeartbeatMember {
   readonly protocol: string
   /** Messages dropped by the `drop` backpressure policy. */
   droppedMessages = 0
+  /** @internal */
+  get closeTimeout (): number {
+    return this.settings.closeTimeout
+  }
+
   /** @internal The latest ping's payload, when its pong waits for 'drain' (`onPing`). */
   pendingPong: Buffer | undefined
 

@@ -504,6 +504,23 @@ t.test('maxPayload: Infinity still refuses a frame larger than a Buffer can be (
   t.same((await handler.waitFor('error')).map(e => e.error.code), ['WS_ERR_MAX_PAYLOAD'])
 })
 
+t.test('the peer sends FIN while our data is still queued and never reads it: closeTimeout ends the wait (1006)', async t => {
+  const server = await startServer(t, { connection: { closeTimeout: 300, idleTimeout: 0 } })
+  const client = await RawClient.open(t, server.port)
+  const { connection, handler } = await server.next()
+  client.socket.pause()
+  // More than the kernel's buffers hold: the rest stays queued in the process.
+  for (let i = 0; i < 20; i++) connection.send(Buffer.alloc(1024 * 1024))
+  await delay(50)
+  t.ok(connection.bufferedAmount > 0, 'data queued')
+  client.socket.end()
+  const started = Date.now()
+  const [closed] = await handler.waitFor('close', 1, 3000)
+  t.equal(closed.code, 1006)
+  t.ok(Date.now() - started < 2000, `closed after ${Date.now() - started} ms`)
+  t.same((await handler.waitFor('error')).map(e => e.error.code), ['WS_ERR_CLOSE_TIMEOUT'])
+})
+
 t.test('TCP dropping without a close frame: onClose once with 1006', async t => {
   const server = await startServer(t)
   const raw = await RawClient.open(t, server.port)
