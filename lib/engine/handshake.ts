@@ -40,7 +40,9 @@ export function headerHasToken (value: string | string[] | undefined, token: str
 /**
  * Parses `Sec-WebSocket-Protocol`: the subprotocols the client offers, in its
  * order of preference. Returns null when the header is malformed (an
- * invalid token or a duplicate).
+ * invalid token, a duplicate, or no token at all). Empty elements (`a,,b`, a trailing comma)
+ * are skipped: RFC 9110 §5.6.1.2, "a recipient MUST parse and ignore a
+ * reasonable number of empty list elements".
  */
 export function parseProtocols (value: string | string[] | undefined): string[] | null {
   if (value === undefined) return []
@@ -48,10 +50,12 @@ export function parseProtocols (value: string | string[] | undefined): string[] 
   const protocols: string[] = []
   for (const part of text.split(',')) {
     const name = part.trim()
+    if (name === '') continue
     if (!TOKEN_PATTERN.test(name) || protocols.includes(name)) return null
     protocols.push(name)
   }
-  return protocols
+  // §4.1: the header is `1#token`, at least one.
+  return protocols.length === 0 ? null : protocols
 }
 
 /** Checks an upgrade request against §4.2.1. */

@@ -115,7 +115,8 @@ t.test('§4.2.1 5: Sec-WebSocket-Key must be the base64 of 16 bytes (400)', asyn
 t.test('Sec-WebSocket-Protocol is parsed into the offered list', async t => {
   t.match(checkUpgradeRequest(request({ 'sec-websocket-protocol': 'chat, superchat' })), { ok: true, protocols: ['chat', 'superchat'] })
   t.match(checkUpgradeRequest(request({ 'sec-websocket-protocol': ['chat', 'v2.json'] })), { ok: true, protocols: ['chat', 'v2.json'] })
-  for (const value of ['chat superchat', 'chat,,superchat', 'chat, chat', '', 'a/b', 'chat;q=1']) {
+  t.match(checkUpgradeRequest(request({ 'sec-websocket-protocol': 'chat,,superchat,' })), { ok: true, protocols: ['chat', 'superchat'] }, 'empty elements are ignored')
+  for (const value of ['chat superchat', 'chat, chat', '', ' , ', 'a/b', 'chat;q=1']) {
     t.match(checkUpgradeRequest(request({ 'sec-websocket-protocol': value })), { ok: false, status: 400, message: /Protocol/ }, `malformed: ${JSON.stringify(value)}`)
   }
 })
@@ -142,7 +143,11 @@ t.test('parseProtocols', async t => {
   t.equal(parseProtocols('a, a'), null, 'duplicate')
   t.equal(parseProtocols(['a', 'a']), null, 'duplicate across header lines')
   t.equal(parseProtocols('a b'), null)
-  t.equal(parseProtocols('a,'), null)
+  t.same(parseProtocols('a,'), ['a'], 'RFC 9110 §5.6.1.2: empty list elements are ignored')
+  t.same(parseProtocols(', a,, b ,'), ['a', 'b'])
+  t.same(parseProtocols(['', 'a']), ['a'])
+  t.equal(parseProtocols(' , '), null, 'no token at all: malformed (§4.1: 1#token)')
+  t.equal(parseProtocols('a,,a'), null, 'still a duplicate')
   t.equal(parseProtocols('"a"'), null)
   t.equal(parseProtocols('a@b'), null)
   t.equal(parseProtocols('ü'), null)
