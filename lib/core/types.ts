@@ -65,7 +65,12 @@ export interface WsHandlers<TRequest = unknown, TMessage = string | Buffer, TSen
   open? (this: void, socket: WebSocket<TSend, TRequest>, request: TRequest): MaybePromise<void>
   /** A message: text as a string, binary as a Buffer (or the validated object on a schema route). */
   message? (this: void, socket: WebSocket<TSend, TRequest>, data: TMessage, isBinary: boolean): MaybePromise<void>
-  /** The connection is closed (once). `code` is 1006 when it ended without a close frame. */
+  /**
+   * The connection is closed (once). `code` is the peer's close code (1005
+   * for a close frame without one), 1006 when TCP ended without a close
+   * frame, or after a protocol error the code the connection was failed
+   * with (1002, 1007, 1009…).
+   */
   close? (this: void, socket: WebSocket<TSend, TRequest>, code: number, reason: string): MaybePromise<void>
   /** The socket's buffer emptied after `send()` returned BUFFERED. */
   drain? (this: void, socket: WebSocket<TSend, TRequest>): void

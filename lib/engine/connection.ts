@@ -53,8 +53,9 @@ export interface ConnectionOptions {
   /** `close`: close a slow consumer with 1008; `drop`: drop new messages and count them (default `close`). */
   backpressurePolicy?: BackpressurePolicy
   /**
-   * Seconds without any inbound frame before the peer counts as gone (default
-   * 120; 0 turns the heartbeat off). A ping goes out after half of it; a peer
+   * Seconds without any inbound bytes before the peer counts as gone (default
+   * 120; 0 turns the heartbeat off; a frame still arriving counts, since the
+   * pong cannot overtake it). A ping goes out after half of it; a peer
    * that stays silent for the rest is dropped (its `close` reports 1006, its
    * `error` WS_ERR_IDLE_TIMEOUT).
    */
@@ -84,7 +85,7 @@ export interface ConnectionOptions {
 export interface ConnectionHandler {
   /** A message; with `lent`, `data` is lent memory, given back with `giveBack(data)` (`lendText`, `lendBinary`). */
   onMessage (connection: Connection, data: Buffer, isBinary: boolean, lent: boolean): void
-  /** Called once, when the TCP connection is gone. `code` is 1006 when no close frame was received. */
+  /** Called once, when the TCP connection is gone. `code`: the peer's, 1006 when no close frame was received, or the one a protocol error failed the connection with. */
   onClose (connection: Connection, code: number, reason: Buffer): void
   onPing? (connection: Connection, data: Buffer): void
   onPong? (connection: Connection, data: Buffer): void
