@@ -8,7 +8,7 @@ import { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { nextTick } from 'node:process'
 import type { Duplex } from 'node:stream'
-import { checkUpgradeRequest, headerHasToken, writeHttpResponse } from '../engine/handshake.js'
+import { checkUpgradeRequest, endAndLinger, headerHasToken, writeHttpResponse } from '../engine/handshake.js'
 
 export const kUpgrade = Symbol('wsroutes.upgrade')
 
@@ -150,7 +150,7 @@ function endSocketAfterResponse (this: ServerResponse): void {
   const socket = this.socket
   if (socket !== null) {
     this.detachSocket(socket)
-    socket.end()
+    endAndLinger(socket)
   }
 }
 
@@ -277,7 +277,11 @@ function plainResponse (request: IncomingMessage, socket: Duplex, head: Buffer):
  * Fastify's `request.signal` aborts and its `onRequestAbort` hooks run.
  */
 function abortUnansweredRequest (this: ServerResponse): void {
-  if (!this.writableFinished) this.req.destroy()
+  if (this.writableFinished) return
+  // Nobody to answer any more: no deadline either (its timer would keep the
+  // request, the response and the socket until it fired).
+  ;(this.req as UpgradeRequest)[kUpgrade]?.clearTimeout()
+  this.req.destroy()
 }
 
 /** An HTTP response written straight to the raw socket, which is closed once the response is sent. */

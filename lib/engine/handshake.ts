@@ -133,9 +133,35 @@ export function acceptResponse (key: string, protocol: string, extraHeaders?: Re
   return head + '\r\n'
 }
 
+/** How long a socket that got its answer waits for the client's FIN before it is destroyed. */
+export const LINGER_MS = 2000
+
+function destroySocket (socket: Duplex): void {
+  socket.destroy()
+}
+
+/**
+ * Ends the socket after `data` and closes it for good once the client has
+ * closed its side too, or after `LINGER_MS`: a lingering close, as HTTP
+ * servers make it. Not at once, because closing a socket with unread input
+ * resets the connection, and a reset can discard the answer before the
+ * client has read it. Not never, because server sockets allow half-open
+ * connections: a client that does not close its side would keep the socket,
+ * and its file descriptor, for good.
+ */
+export function endAndLinger (socket: Duplex, data?: Buffer): void {
+  socket.end(data)
+  // Read and discard what the client still sends, so its FIN is seen: with
+  // both sides ended the socket closes by itself.
+  socket.resume()
+  const timer = setTimeout(destroySocket, LINGER_MS, socket)
+  timer.unref()
+  socket.once('close', () => { clearTimeout(timer) })
+}
+
 /**
  * Answers an upgrade request with a plain HTTP response and closes the
- * socket once it is written. Used for every rejected handshake.
+ * socket once it is written (`endAndLinger`). Used for every rejected handshake.
  */
 export function writeHttpResponse (socket: Duplex, status: number, headers: Record<string, string | number> = {}, body = ''): void {
   if (socket.destroyed) return
@@ -148,5 +174,5 @@ export function writeHttpResponse (socket: Duplex, status: number, headers: Reco
   if (!names.includes('content-length')) head += `Content-Length: ${payload.length}\r\n`
   if (!names.includes('content-type') && payload.length > 0) head += 'Content-Type: text/plain; charset=utf-8\r\n'
   for (const name in headers) head += `${name}: ${headers[name]}\r\n`
-  socket.end(Buffer.concat([Buffer.from(head + '\r\n'), payload]))
+  endAndLinger(socket, Buffer.concat([Buffer.from(head + '\r\n'), payload]))
 }

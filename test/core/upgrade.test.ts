@@ -14,7 +14,7 @@ import t from 'tap'
 import { wsroutes } from '../../lib/index.js'
 import { wsExpress } from '../../lib/express/index.js'
 import { beginUpgrade, kUpgrade, refuseUpgrade, type PendingUpgrade, type UpgradeRequest } from '../../lib/core/upgrade.js'
-import { acceptKey, acceptResponse } from '../../lib/engine/handshake.js'
+import { acceptKey, acceptResponse, LINGER_MS } from '../../lib/engine/handshake.js'
 import { KEY, Op, RawClient, clientFrame, deferred, portOf, upgradeRequest } from '../interop/helpers.js'
 
 interface Seen {
@@ -180,7 +180,7 @@ t.test('refuseUpgrade answers with the status and closes', async t => {
  * (`/slow`, or `/slow?close` with `Connection: close`) and an echo route
  * `/ws`, on 127.0.0.1:0; closed at teardown.
  */
-async function serveBoth (t: { teardown (fn: () => unknown): void }, delay: number): Promise<Array<{ kind: string, port: number }>> {
+async function serveBoth (t: { teardown (fn: () => unknown): void }, delay: number): Promise<Array<{ kind: string, port: number, server: http.Server }>> {
   const answer = async (close: boolean): Promise<{ body: string, close: boolean }> => {
     await new Promise(resolve => setTimeout(resolve, delay))
     return { body: 'slow answer', close }
@@ -209,7 +209,10 @@ async function serveBoth (t: { teardown (fn: () => unknown): void }, delay: numb
   server.listen(0, '127.0.0.1')
   await new Promise(resolve => server.once('listening', resolve))
   t.teardown(() => new Promise(resolve => server.close(resolve)))
-  return [{ kind: 'fastify', port: (fastify.server.address() as AddressInfo).port }, { kind: 'express', port: portOf(server) }]
+  return [
+    { kind: 'fastify', port: (fastify.server.address() as AddressInfo).port, server: fastify.server },
+    { kind: 'express', port: portOf(server), server },
+  ]
 }
 
 /** A TCP client that keeps every byte it receives, and waits for a condition on them. */
@@ -288,5 +291,55 @@ t.test('a client gone while its upgrade waits behind a response crashes nothing'
     const next = await RawClient.open(port, { path: '/ws' })
     t.pass(`${kind}: a later upgrade is served`)
     next.destroy()
+  }
+})
+
+// ------------------------------------------------------- closing after an answer
+
+t.test('a refused client that never closes its side is disconnected after the linger time', async t => {
+  for (const { kind, port, server } of await serveBoth(t, 0)) {
+    const connections = (): Promise<number> => new Promise((resolve, reject) => server.getConnections((error, count) => error === null ? resolve(count) : reject(error)))
+    for (const [what, request] of [
+      ['404 from the framework', upgradeRequest({ path: '/nope' })],
+      ['400 for a bad handshake', upgradeRequest({ path: '/ws', headers: { 'Sec-WebSocket-Key': 'short' } })],
+    ] as const) {
+      // allowHalfOpen: the client reads the answer and its FIN, and never sends its own.
+      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+      t.teardown(() => socket.destroy())
+      await once(socket, 'connect')
+      let answer = ''
+      socket.on('data', chunk => { answer += chunk.toString('latin1') })
+      socket.write(request)
+      await once(socket, 'end')
+      t.match(answer, /^HTTP\/1\.1 (404|400) /, `${kind}, ${what}: answered, then the server's FIN`)
+      t.equal(await connections(), 1, `${kind}, ${what}: the server still lingers`)
+      await new Promise(resolve => setTimeout(resolve, LINGER_MS + 300))
+      // The client is left in CLOSE_WAIT, which only its own close ends; the server's socket is gone.
+      t.equal(await connections(), 0, `${kind}, ${what}: the server's socket is closed after ${LINGER_MS} ms, not kept`)
+    }
+  }
+})
+
+t.test('a client gone before the answer: the handshake deadline no longer holds the request', async t => {
+  const pending: PendingUpgrade[] = []
+  const server = http.createServer()
+  server.on('upgrade', (request: UpgradeRequest, socket: Duplex, head: Buffer) => {
+    beginUpgrade(request, socket, head, 10_000)
+    pending.push(request[kUpgrade]!)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => new Promise(resolve => server.close(resolve)))
+  for (const leave of ['FIN', 'reset'] as const) {
+    const client = await RawClient.connect(portOf(server))
+    client.write(upgradeRequest())
+    await new Promise(resolve => setTimeout(resolve, 20))
+    const upgrade = pending.at(-1)!
+    t.ok((upgrade as unknown as { timer?: unknown }).timer !== undefined, 'a deadline while the hooks run')
+    if (leave === 'FIN') client.socket.end()
+    else client.socket.resetAndDestroy()
+    // Not events.once: the reset's 'error' (handled by the guard) would reject it.
+    await new Promise(resolve => upgrade.socket.once('close', resolve))
+    t.equal((upgrade as unknown as { timer?: unknown }).timer, undefined, `${leave}: the timer is cleared with the client gone`)
   }
 })
