@@ -13,7 +13,7 @@ import type { Socket } from 'node:net'
 import { CloseCodes } from '../engine/close-codes.js'
 import { ReadyState, type ConnectionHandler, type ConnectionOptions } from '../engine/connection.js'
 import { ErrorCodes, WebSocketError, wsError } from '../engine/errors.js'
-import { acceptResponse, selectProtocol, writeHttpResponse, type ProtocolSelector } from '../engine/handshake.js'
+import { acceptResponse, selectProtocol, type ProtocolSelector } from '../engine/handshake.js'
 import { giveBack } from '../engine/loans.js'
 import type { InvalidMessageError, MessageCodec } from './messages.js'
 import type { SocketRegistry } from './registry.js'
@@ -116,7 +116,9 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
       // A `protocols` function that throws: the server's fault, answered as
       // such, and the socket closed once the answer is written.
       this.logger(request).error({ err: error }, 'websocket subprotocol selection failed')
-      writeHttpResponse(socket, 500, {}, 'subprotocol selection failed')
+      // With the error guard back (`release` removed it): a client that
+      // resets after reading the 500 must not crash the process.
+      refuseUpgrade(socket, 500, 'subprotocol selection failed')
       return undefined
     }
     socket.write(acceptResponse(upgrade.key, protocol))

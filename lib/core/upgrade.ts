@@ -296,7 +296,7 @@ function responseOnSocket (request: IncomingMessage, socket: Duplex): ServerResp
   return response
 }
 
-/** Refuses upgrades while the server shuts down. */
+/** Answers an upgrade that will not happen (shutdown, a failed `protocols` function) on a socket no one else guards. */
 export function refuseUpgrade (socket: Duplex, status: number, message: string): void {
   socket.on('error', destroyOnError)
   writeHttpResponse(socket, status, {}, message)

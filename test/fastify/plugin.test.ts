@@ -6,6 +6,8 @@
  * resets do not crash the process; `app.close()` closes every socket with
  * 1001 and refuses new upgrades; the socket API's runtime checks.
  */
+import { once } from 'node:events'
+import net from 'node:net'
 import t from 'tap'
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
@@ -170,6 +172,18 @@ t.test('a protocols function that throws: 500, the socket closed, and app.close(
   await raw.closed
   t.pass('the server closed the connection after the 500')
   t.ok(logs.lines.some(line => line.level === 50 && /subprotocol selection failed/.test(String(line.msg))), 'logged as an error')
+  // A client that keeps its side open, then resets once it has the 500,
+  // while the server's socket lingers.
+  const resetting = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  resetting.on('error', () => {})
+  await once(resetting, 'connect')
+  resetting.write(upgradeRequest({ path: '/p', headers: { 'sec-websocket-protocol': 'chat' } }))
+  const [answer] = await once(resetting, 'data') as [Buffer]
+  t.match(answer.toString('latin1'), /^HTTP\/1\.1 500 /)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  resetting.resetAndDestroy()
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.pass('the reset crashed nothing')
   await app.close()
   t.pass('app.close() completed')
 })
