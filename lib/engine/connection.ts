@@ -103,6 +103,12 @@ export interface SendOptions {
 const EMPTY = Buffer.alloc(0)
 
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024
+/**
+ * A message is held in one Buffer: 4 GiB at most (Node 20's largest; later
+ * Nodes allow more, but no single message should), whatever `maxPayload`
+ * says, `Infinity` included. A longer one is refused with 1009 on its header.
+ */
+export const MAX_MESSAGE_BYTES = Math.min(kMaxLength, 2 ** 32)
 export const DEFAULT_MAX_FRAGMENTS = 65536
 export const DEFAULT_CLOSE_TIMEOUT = 5000
 export const DEFAULT_IDLE_TIMEOUT = 120
@@ -132,10 +138,7 @@ function settingsOf (options: ConnectionOptions): ConnectionSettings {
   let settings = settingsByOptions.get(options)
   if (settings === undefined) {
     settings = {
-      // A message is held in one Buffer: above Node's largest (4 GiB), even
-      // `maxPayload: Infinity` refuses it with 1009 instead of failing to
-      // allocate it.
-      maxPayload: Math.min(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, kMaxLength),
+      maxPayload: Math.min(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, MAX_MESSAGE_BYTES),
       maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
       closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
       maxBackpressure: options.maxBackpressure ?? Infinity,

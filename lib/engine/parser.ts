@@ -340,6 +340,7 @@ export class FrameParser {
       // and no concatenation follows. Allocating fresh memory is what costs
       // most here (page faults), so each large frame costs one allocation.
       const target = this.frameBuffer ?? this.startFrameBuffer()
+      if (target === undefined) return false
       const at = this.payloadRead
       this.copyInto(target, n, at, this.masked)
       piece = target.subarray(at, at + n)
@@ -388,7 +389,9 @@ export class FrameParser {
       // Defined: a finished message with no pieces kept was delivered above.
       const pieces = this.fragments!
       this.fragments = undefined
-      this.deliver(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, this.messageLength), false)
+      const message = pieces.length === 1 ? pieces[0] : this.allocate(() => Buffer.concat(pieces, this.messageLength))
+      if (message === undefined) return false
+      this.deliver(message, false)
     }
     return !this.stopped
   }
@@ -458,9 +461,26 @@ export class FrameParser {
   }
 
   /** The buffer a large frame that spans reads is assembled in: lent when `lendsFrame`, else its own. */
-  private startFrameBuffer (): Buffer {
+  private startFrameBuffer (): Buffer | undefined {
     const lent = this.frameBufferLent = this.lendsFrame()
-    return (this.frameBuffer = lent ? lend(this.payloadLength) : Buffer.allocUnsafe(this.payloadLength))
+    const length = this.payloadLength
+    return (this.frameBuffer = this.allocate(() => lent ? lend(length) : Buffer.allocUnsafe(length)))
+  }
+
+  /**
+   * Takes the memory of a message. The process may not have it (a message
+   * of gigabytes under a large `maxPayload`): that fails this connection
+   * with 1009 instead of throwing out of the socket's read, which would take
+   * the process down.
+   */
+  private allocate (take: () => Buffer): Buffer | undefined {
+    try {
+      return take()
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error
+      this.fail(ErrorCodes.MAX_PAYLOAD, `no memory for a message of ${this.messageLength + this.payloadLength} bytes`, 1009)
+      return undefined
+    }
   }
 
   private fail (code: Parameters<typeof wsError>[0], message: string, closeCode: number): false {

@@ -606,6 +606,39 @@ t.test('a text message longer than the longest string fails with WS_ERR_MAX_PAYL
   t.same(recorder.events, [], 'a binary message of that length may come')
 })
 
+t.test('no memory for a message: WS_ERR_MAX_PAYLOAD / 1009 for that connection, nothing thrown', async t => {
+  const original = Buffer.allocUnsafe
+  const refuse = (size: number): void => {
+    Buffer.allocUnsafe = ((n: number) => {
+      if (n === size) throw new RangeError('Array buffer allocation failed')
+      return original(n)
+    }) as typeof Buffer.allocUnsafe
+  }
+  t.teardown(() => { Buffer.allocUnsafe = original })
+
+  // The frames are made first (masking them allocates too).
+  const big = binary(Buffer.alloc(20_000, 3))
+  const fragmented = Buffer.concat([binary(Buffer.alloc(3000, 1), false), continuation(Buffer.alloc(3000, 2))])
+
+  // A large frame across two reads: its buffer is taken at the first.
+  refuse(20_000)
+  const one = newParser()
+  t.doesNotThrow(() => {
+    one.parser.write(Buffer.from(big.subarray(0, 5000)))
+    one.parser.write(Buffer.from(big.subarray(5000)))
+  })
+  t.same(describe(one.recorder.events), [{ type: 'error', code: 'WS_ERR_MAX_PAYLOAD', closeCode: 1009 }])
+
+  // A fragmented message: its pieces are joined at the end.
+  refuse(2 * 3000)
+  const two = newParser()
+  t.doesNotThrow(() => two.parser.write(fragmented))
+  t.same(describe(two.recorder.events), [{ type: 'error', code: 'WS_ERR_MAX_PAYLOAD', closeCode: 1009 }])
+
+  Buffer.allocUnsafe = original
+  t.ok(sameEvents(parseChunks([Buffer.from(big.subarray(0, 5000)), Buffer.from(big.subarray(5000))]), [msg(Buffer.alloc(20_000, 3), true)]), 'with the memory there, the same frame is delivered')
+})
+
 t.test('maxPayload counts the whole message over its fragments', async t => {
   const options = { maxPayload: 1000 }
   const ok = Buffer.concat([text(utf8OfLength(600), false), continuation(utf8OfLength(400))])
