@@ -247,7 +247,7 @@ export class MessageCodec<THandler = unknown> {
     try {
       value = sjson.parse(text, undefined, this.parseOptions)
     } catch (cause) {
-      return { ok: false, error: new InvalidMessageError(ErrorCodes.INVALID_JSON, cause), raw: text }
+      return { ok: false, error: new InvalidMessageError(ErrorCodes.INVALID_JSON, withoutPayload(cause)), raw: text }
     }
     if (this.validate !== undefined) {
       const checked = runValidator(this.validate, value)
@@ -328,6 +328,19 @@ export class MessageCodec<THandler = unknown> {
     else if (action === 'reply') socket.sendRaw(this.envelope(error.code))
     return action
   }
+}
+
+/**
+ * The parser's error, fit for logs: V8's JSON errors quote the text they
+ * failed on ("Unexpected token 'p', "password=h"... is not valid JSON"), and
+ * invalid messages are logged, so only the position is kept. The prototype
+ * poisoning errors of secure-json-parse quote nothing and stay as they are.
+ */
+function withoutPayload (cause: unknown): SyntaxError {
+  const message = cause instanceof Error ? cause.message : ''
+  if (/forbidden prototype property/.test(message)) return cause as SyntaxError
+  const position = /at position (\d+)/.exec(message)
+  return new SyntaxError(position === null ? 'not valid JSON' : `not valid JSON at position ${position[1]}`)
 }
 
 const ACTIONS = new Set<unknown>(['close', 'reply', 'ignore'])

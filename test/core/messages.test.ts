@@ -112,6 +112,14 @@ t.test('a schema mismatch carries the validator errors; bad JSON its SyntaxError
   t.type(bad.error.cause, SyntaxError)
   t.equal(bad.error.validation, undefined)
   t.equal(bad.raw, '{nope')
+  // The cause is logged: V8's own message would quote the payload.
+  const secret = c.decode(text('password=hunter2'), false)
+  if (!secret.ok) {
+    t.notMatch(String((secret.error.cause as Error).message), /password|hunter/, 'no payload in the cause')
+    t.notMatch(secret.error.message, /password|hunter/)
+  } else t.fail('decoded')
+  const positioned = c.decode(text('{"a": 1,}'), false)
+  if (!positioned.ok) t.match((positioned.error.cause as Error).message, /^not valid JSON( at position \d+)?$/)
 
   const binary = c.decode(Buffer.from([1, 2, 3]), true)
   t.equal(binary.ok, false)
