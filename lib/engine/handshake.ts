@@ -48,10 +48,14 @@ export function parseProtocols (value: string | string[] | undefined): string[] 
   if (value === undefined) return []
   const text = Array.isArray(value) ? value.join(',') : value
   const protocols: string[] = []
+  // A Set for the duplicates: thousands of offers fit in a header, and a
+  // search of the list for each would be quadratic work before any auth.
+  const seen = new Set<string>()
   for (const part of text.split(',')) {
     const name = part.trim()
     if (name === '') continue
-    if (!TOKEN_PATTERN.test(name) || protocols.includes(name)) return null
+    if (!TOKEN_PATTERN.test(name) || seen.has(name)) return null
+    seen.add(name)
     protocols.push(name)
   }
   // §4.1: the header is `1#token`, at least one.
