@@ -92,16 +92,19 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
       this.logger(request).warn({}, 'websocket upgrade not completed: the request was already answered by a hook or middleware that let it go on')
       return undefined
     }
-    upgrade.release()
     // The handshake timed out while hooks or middleware ran: the client
-    // already has its 503.
+    // already has its 503, and the socket lingers with its error guard.
     if (upgrade.expired) return undefined
     // A client that left while hooks or middleware ran: its FIN may already
     // have been read ('end' emitted), and the connection would never see it.
     if (socket.destroyed || socket.readableEnded) {
+      upgrade.clearTimeout()
       socket.destroy()
       return undefined
     }
+    // From here on the socket is answered here (and guarded again) or
+    // handed to the connection.
+    upgrade.release()
     // Hooks or middleware that were still running when shutdown began: the
     // registry has already said goodbye and would not close this socket, so
     // the server would wait on it forever. Refused like a later upgrade.

@@ -175,9 +175,11 @@ export function waitForEarlierResponse<R> (request: R, socket: Duplex, head: Buf
     // After Node's own 'finish' listener, which hands the socket on (to a
     // response queued behind this one, or to nobody) in this same emit.
     nextTick(() => {
-      socket.off('error', destroyOnError)
-      // That response ended the connection (`Connection: close`).
+      // That response ended the connection (`Connection: close`), or the
+      // client reset it: the guard stays, for the errors still to come (a
+      // failed last write is reported after 'finish').
       if (socket.destroyed || socket.writableEnded) return
+      socket.off('error', destroyOnError)
       // Node armed its keep-alive timeout for a next request that is not coming.
       ;(socket as Socket).setTimeout?.(0)
       retry(request, socket, head)
@@ -250,7 +252,10 @@ function plainResponse (request: IncomingMessage, socket: Duplex, head: Buffer):
   const feed = (chunk: Buffer): void => {
     const part = chunk.subarray(0, remaining)
     remaining -= part.length
-    if (part.length > 0) withBody.push(part)
+    // A body read slower than it comes (or not at all, by a slow route):
+    // the socket waits, as under Node's parser, until the request is read
+    // on (IncomingMessage's _read resumes its socket).
+    if (part.length > 0 && !withBody.push(part)) socket.pause()
     if (remaining === 0) {
       // Anything after the body (a pipelined request) is not read: the
       // socket closes after this response.
@@ -263,11 +268,14 @@ function plainResponse (request: IncomingMessage, socket: Duplex, head: Buffer):
     }
   }
   feed(head)
+  const response = responseOnSocket(withBody, socket)
   if (remaining > 0) {
     socket.on('data', feed)
     socket.once('close', () => { if (remaining > 0) withBody.destroy() })
+    // Answered before its body was read: the rest is not the request's.
+    response.once('finish', () => { socket.off('data', feed) })
   }
-  return responseOnSocket(withBody, socket)
+  return response
 }
 
 /**

@@ -9,7 +9,7 @@ import Fastify from 'fastify'
 import { once } from 'node:events'
 import http, { type ServerResponse } from 'node:http'
 import net, { type AddressInfo } from 'node:net'
-import type { Duplex } from 'node:stream'
+import { Readable, type Duplex } from 'node:stream'
 import t from 'tap'
 import { wsroutes } from '../../lib/index.js'
 import { wsExpress } from '../../lib/express/index.js'
@@ -193,6 +193,10 @@ async function serveBoth (t: { teardown (fn: () => unknown): void }, delay: numb
     return body
   })
   fastify.ws('/ws', { message (socket, data) { socket.send(data) } })
+  fastify.get('/stream', (_request, reply) => {
+    reply.hijack()
+    streamSlowly(reply.raw)
+  })
   await fastify.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => fastify.close())
 
@@ -206,6 +210,7 @@ async function serveBoth (t: { teardown (fn: () => unknown): void }, delay: numb
     })
   })
   app.ws('/ws', { message (socket, data) { socket.send(data) } })
+  app.get('/stream', (_request, response) => { streamSlowly(response) })
   server.listen(0, '127.0.0.1')
   await new Promise(resolve => server.once('listening', resolve))
   t.teardown(() => new Promise(resolve => server.close(resolve)))
@@ -213,6 +218,16 @@ async function serveBoth (t: { teardown (fn: () => unknown): void }, delay: numb
     { kind: 'fastify', port: (fastify.server.address() as AddressInfo).port, server: fastify.server },
     { kind: 'express', port: portOf(server), server },
   ]
+}
+
+/** A response streamed in pieces over 200 ms, as a download or server-sent events are. */
+function streamSlowly (response: http.ServerResponse): void {
+  const body = new Readable({ read () {} })
+  body.push('first piece\n')
+  const timers = [setTimeout(() => body.push('second piece\n'), 100), setTimeout(() => body.push(null), 200)]
+  response.once('close', () => { for (const timer of timers) clearTimeout(timer) })
+  response.writeHead(200, { 'content-type': 'text/plain' })
+  body.pipe(response)
 }
 
 /** A TCP client that keeps every byte it receives, and waits for a condition on them. */
@@ -341,5 +356,24 @@ t.test('a client gone before the answer: the handshake deadline no longer holds 
     // Not events.once: the reset's 'error' (handled by the guard) would reject it.
     await new Promise(resolve => upgrade.socket.once('close', resolve))
     t.equal((upgrade as unknown as { timer?: unknown }).timer, undefined, `${leave}: the timer is cleared with the client gone`)
+  }
+})
+
+t.test('a client that leaves while its upgrade waits behind a streamed response crashes nothing', async t => {
+  for (const { kind, port } of await serveBoth(t, 0)) {
+    for (const leave of ['FIN', 'reset'] as const) {
+      const socket = net.connect({ port, host: '127.0.0.1' })
+      socket.on('error', () => {})
+      await once(socket, 'connect')
+      socket.write(Buffer.concat([Buffer.from(plainRequest('/stream')), upgradeRequest({ path: '/ws' })]))
+      await new Promise(resolve => setTimeout(resolve, 30))
+      // The server's next write draws a reset, and the one after fails.
+      if (leave === 'FIN') socket.destroy()
+      else socket.resetAndDestroy()
+      await new Promise(resolve => setTimeout(resolve, 300))
+    }
+    const next = await RawClient.open(port, { path: '/ws' })
+    t.pass(`${kind}: still serving`)
+    next.destroy()
   }
 })

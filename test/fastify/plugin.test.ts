@@ -188,6 +188,51 @@ t.test('a protocols function that throws: 500, the socket closed, and app.close(
   t.pass('app.close() completed')
 })
 
+t.test('a client that resets after the 503 of an expired handshake, while hooks still ran, crashes nothing', async t => {
+  let hookDone = false
+  const { port } = await build(t, app => {
+    app.ws('/late', { handshakeTimeout: 100, onRequest: async () => { await new Promise(resolve => setTimeout(resolve, 300)); hookDone = true }, open () {} })
+  })
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  socket.write(upgradeRequest({ path: '/late' }))
+  const [answer] = await once(socket, 'data') as [Buffer]
+  t.match(answer.toString('latin1'), /^HTTP\/1\.1 503 /)
+  // The hook finishes (the upgrade is declined), then the client resets the lingering socket.
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.ok(hookDone)
+  socket.resetAndDestroy()
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.pass('the reset crashed nothing')
+})
+
+t.test('an h2c request body is read as fast as the route reads it, not buffered whole', async t => {
+  const gate = deferred()
+  const buffered = deferred<number>()
+  const { port } = await build(t, app => {
+    app.get('/slow', {
+      onRequest: async request => {
+        // The client keeps sending meanwhile; the route has not read any of it.
+        await new Promise(resolve => setTimeout(resolve, 300))
+        buffered.resolve(request.raw.readableLength)
+        await gate.promise
+      },
+    }, async () => 'done')
+  })
+  const socket = net.connect({ port, host: '127.0.0.1' })
+  socket.on('error', () => {})
+  t.teardown(() => socket.destroy())
+  await once(socket, 'connect')
+  const size = 16 * 1024 * 1024
+  socket.write(`GET /slow HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: ${size}\r\n\r\n`)
+  const chunk = Buffer.alloc(1024 * 1024)
+  for (let i = 0; i < 16; i++) socket.write(chunk)
+  const held = await buffered.promise
+  t.ok(held < 1024 * 1024, `the request held ${held} of the ${size} bytes sent: TCP pushed back`)
+  gate.resolve()
+})
+
 t.test('onRequest, preParsing, preValidation and preHandler run before open, in order', async t => {
   const order: string[] = []
   const { url } = await build(t, app => {
