@@ -70,10 +70,12 @@ export class PendingUpgrade {
    */
   get answered (): boolean {
     const response = this.response
-    return this.answeredByApp || (response !== undefined && (response.headersSent || response.writableEnded))
+    // A status set (`reply.code(401)`, `res.status(401)`) is an answer on
+    // its way, even one whose sending is still to come (`res.sendFile`).
+    return this.answeredByApp || (response !== undefined && (response.statusCode !== 200 || response.headersSent || response.writableEnded))
   }
 
-  /** The framework began sending a response (Fastify: its `onSend` hooks started). */
+  /** The framework began sending a response (Fastify: `reply.send` was called). */
   markAnswered (): void {
     this.answeredByApp = true
   }

@@ -33,7 +33,7 @@ import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
 import type { OneMessageHandler, RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
-import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, waitForEarlierResponse, type UpgradeRequest } from '../core/upgrade.js'
+import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, waitForEarlierResponse, type PendingUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { decorateInjectWS } from './inject.js'
 
@@ -165,6 +165,15 @@ function upgradeNotFound (request: FastifyRequest, reply: FastifyReply, next: ()
   else reply.callNotFound()
 }
 
+/** Wraps this upgrade's `reply.send` (an own property; other replies keep the prototype's). */
+function markAnsweredOnSend (reply: FastifyReply, upgrade: PendingUpgrade): void {
+  const send = reply.send
+  reply.send = function sendAnswer (this: FastifyReply, payload?: unknown) {
+    upgrade.markAnswered()
+    return send.call(this, payload)
+  }
+}
+
 function methodsOf (options: RouteOptions): string[] {
   return Array.isArray(options.method) ? options.method : [options.method]
 }
@@ -263,15 +272,17 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
     }
   })
 
-  // Fastify writes a hook's reply only after the app's `onSend` hooks, so a
-  // hook that called `reply.send()` without returning the reply, on an app
-  // with an async `onSend` hook, lets the request reach the route before
-  // anything is written. This hook, the app's first when wsroutes is
-  // registered first, marks such an upgrade as answered as soon as the
-  // sending begins.
-  fastify.addHook('onSend', function wsMarkAnswered (request, _reply, payload, next) {
-    ;(request.raw as UpgradeRequest)[kUpgrade]?.markAnswered()
-    next(null, payload)
+  // A hook that calls `reply.send()` without returning the reply lets the
+  // request go on to the route, and Fastify may write that answer only
+  // later: after an async error handler, `preSerialization` or `onSend`
+  // hook. The route must not upgrade such a request, so on upgrades
+  // `reply.send` marks the upgrade answered the moment it is called. This
+  // hook is the app's first when wsroutes is registered first; plain HTTP
+  // requests pass with one property lookup.
+  fastify.addHook('onRequest', function wsWatchReplies (request, reply, next) {
+    const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
+    if (upgrade !== undefined) markAnsweredOnSend(reply, upgrade)
+    next()
   })
 
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {

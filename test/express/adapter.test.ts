@@ -6,6 +6,7 @@ import express, { type ErrorRequestHandler, type NextFunction, type Request, typ
 import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { WebSocket as UndiciWebSocket } from 'undici'
 import WebSocket from 'ws'
@@ -130,6 +131,34 @@ t.test('middleware that answers 401 and still calls next(): the 401 stands, no 1
   t.notMatch(raw.raw, /101 Switching Protocols/, 'no 101 follows the answer')
   t.equal(opened, 0, 'open never ran')
   const client = await open(s.url('/private'), { headers: { authorization: 'Bearer good-token' } })
+  t.equal(opened, 1, 'a request the middleware let through is upgraded')
+  client.close()
+})
+
+t.test('middleware that sets a 401 whose answer is sent later (sendFile, a timer), then calls next(): no 101', async t => {
+  let opened = 0
+  const file = fileURLToPath(new URL('../../package.json', import.meta.url))
+  const s = await start(t, app => {
+    app.ws('/file', (req: Request, res: Response, next: NextFunction) => {
+      // sendFile answers once it has opened the file: after next().
+      if (req.get('authorization') !== 'Bearer good-token') res.status(401).sendFile(file)
+      next()
+    }, { open () { opened++ } })
+    app.ws('/timer', (req: Request, res: Response, next: NextFunction) => {
+      if (req.get('authorization') !== 'Bearer good-token') {
+        res.status(401)
+        setTimeout(() => { res.json({ error: 'unauthorized' }) }, 20)
+      }
+      next()
+    }, { open () { opened++ } })
+  })
+  for (const path of ['/file', '/timer']) {
+    const raw = await rawUpgrade(s.port, path)
+    t.equal(raw.statusLine, 'HTTP/1.1 401 Unauthorized', `${path}: the middleware's 401`)
+    t.notMatch(raw.raw, /101 Switching Protocols/, `${path}: no 101`)
+  }
+  t.equal(opened, 0, 'open never ran')
+  const client = await open(s.url('/timer'), { headers: { authorization: 'Bearer good-token' } })
   t.equal(opened, 1, 'a request the middleware let through is upgraded')
   client.close()
 })

@@ -163,6 +163,45 @@ t.test('a hook that sends 401 without returning the reply, on an app with an asy
   t.equal(ws.readyState, WebSocket.OPEN, 'with credentials the upgrade goes through, after the onSend hook')
 })
 
+t.test('a hook that answers without returning the reply, sent later by an async error handler or preSerialization hook: no 101', async t => {
+  // As the @fastify/jwt README writes it: `try { await verify() } catch (err) { reply.send(err) }`.
+  const opens: string[] = []
+  const setups: Array<[string, (app: FastifyInstance) => void]> = [
+    ['an async error handler', app => {
+      app.setErrorHandler(async (error, _request, reply) => {
+        await new Promise(resolve => setTimeout(resolve, 20))
+        return reply.code(401).send({ error: (error as Error).message })
+      })
+    }],
+    ['an async preSerialization hook', app => {
+      app.addHook('preSerialization', async (_request, _reply, payload) => {
+        await new Promise(resolve => setTimeout(resolve, 20))
+        return payload
+      })
+    }],
+    ['a status set now and the answer sent later', () => {}],
+  ]
+  for (const [what, setup] of setups) {
+    const { url } = await build(t, app => {
+      setup(app)
+      app.addHook('onRequest', async (request, reply) => {
+        if (request.headers.authorization === 'Bearer ok') return
+        if (what.startsWith('a status')) {
+          reply.code(401)
+          setTimeout(() => { void reply.send({ error: 'no' }) }, 20)
+        } else if (what.includes('error handler')) reply.send(new Error('bad token'))
+        else reply.code(401).send({ error: 'no' })
+      })
+      app.ws('/private', { open (socket) { opens.push(`${what}: ${socket.request.url}`) } })
+    })
+    const refused = await refusedWs(url + '/private')
+    t.equal(refused.status, 401, `${what}: the hook's 401`)
+    const ws = await client(t, url + '/private', undefined, { headers: { authorization: 'Bearer ok' } })
+    t.equal(ws.readyState, WebSocket.OPEN, `${what}: with credentials the upgrade goes through`)
+  }
+  t.same(opens, setups.map(([what]) => `${what}: /private`), 'open ran only for the authorized clients')
+})
+
 t.test('a protocols function that throws: 500, the socket closed, and app.close() does not wait on it', async t => {
   const { app, port, logs } = await build(t, app => {
     app.ws('/p', { protocols: () => { throw new Error('selector bug') } })
