@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { createServer } from 'node:http'
 import { describe, expect, test } from 'tstyche'
-import { wsExpress, type RawData, type WebSocket, type WsExpress } from '../lib/express/index.js'
+import { wsExpress, type RawData, type WebSocket, type WsExpress, type WsExpressRouteOptions } from '../lib/express/index.js'
 
 const app = express()
 const server = createServer(app)
@@ -130,11 +130,9 @@ describe('JSON routes', () => {
     expect(app.ws).type.not.toBeCallableWith('/x', { invalidMessage: 'explode' })
   })
 
-  test('a route has message or messages, not both', () => {
-    const messages = { join: { handler () {} } }
-    expect(app.ws).type.toBeCallableWith('/x', { messages })
-    expect(app.ws).type.toBeCallableWith('/x', { message () {} })
-    expect(app.ws).type.not.toBeCallableWith('/x', { message () {}, messages })
+  test('route options built from the exported types are accepted', () => {
+    const echo: WsExpressRouteOptions<Request> = { message (socket, data) { socket.send(data) } }
+    expect(app.ws).type.toBeCallableWith('/e', echo)
   })
 
   test('adapter options: invalidMessage, ajv, jsonParse', () => {

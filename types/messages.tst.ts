@@ -1,9 +1,9 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { describe, expect, test } from 'tstyche'
-import wsroutes, { type ErrorEnvelope, type InvalidMessageError, type RawData, type WebSocket } from '../lib/index.js'
+import wsroutes, { type ErrorEnvelope, type InvalidMessageError, type RawData, type WebSocket, type WsRouteOptions, type WsShorthandOptions } from '../lib/index.js'
 
 const app = Fastify().withTypeProvider<TypeBoxTypeProvider>()
 
@@ -146,13 +146,13 @@ describe('messages: handlers by type', () => {
     }, async () => 'http')
   })
 
-  test('a route has message or messages, not both', () => {
-    const join = { schema: Type.Object({ type: Type.Literal('join') }), handler () {} }
-    expect(app.ws).type.toBeCallableWith('/rpc', { messages: { join } })
-    expect(app.ws).type.toBeCallableWith('/rpc', { message () {} })
-    expect(app.ws).type.not.toBeCallableWith('/rpc', { message () {}, messages: { join } })
-    expect(app.get).type.toBeCallableWith('/rpc', { ws: { messages: { join } } }, async () => 'http')
-    expect(app.get).type.not.toBeCallableWith('/rpc', { ws: { message () {}, messages: { join } } }, async () => 'http')
+  test('route options built from the exported types are accepted (a helper or shared config)', () => {
+    const plain = Fastify()
+    const echoRoute = (): WsRouteOptions<FastifyRequest> => ({ maxPayload: 1024, message (socket, data) { socket.send(data) } })
+    expect(plain.ws).type.toBeCallableWith('/echo', echoRoute())
+    expect(plain.get).type.toBeCallableWith('/both', { ws: echoRoute() }, async () => 'http')
+    const shorthand: WsShorthandOptions = { onRequest: async () => {}, message (socket, data) { socket.send(data) } }
+    expect(plain.ws).type.toBeCallableWith('/typed', shorthand)
   })
 
   test('discriminator must be a string', () => {

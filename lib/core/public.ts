@@ -2,7 +2,7 @@
  * The framework-neutral public API, exported alike by `wsroutes` (Fastify)
  * and `wsroutes/express`, so the two entry points cannot drift apart.
  */
-export type { WebSocket, WsHandlers, WsLimits, WsRouteOptions, WsMessageOptions, WsMessageRoute, WsMessageSchemas, WsErrorHandler, OneMessageHandler, RawData } from './types.js'
+export type { WebSocket, WsHandlers, WsLimits, WsRouteOptions, WsMessageOptions, WsMessageRoute, WsMessageSchemas, WsErrorHandler, RawData } from './types.js'
 export {
   InvalidMessageError,
   InvalidOutboundError,

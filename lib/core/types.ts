@@ -155,13 +155,6 @@ export interface WsMessageSchemas {
   send?: unknown
 }
 
-/**
- * A route has a `message` handler or `messages`, not both: intersected with
- * the route options, a route that declares both fits neither member and does
- * not compile (registration also refuses it, with a TypeError).
- */
-export type OneMessageHandler = { messages?: undefined } | { message?: undefined }
-
 export interface WsRouteOptions<TRequest = unknown, TMessage = string | Buffer, TSend = RawData>
   extends WsHandlers<TRequest, TMessage, TSend>, WsLimits, WsMessageOptions<TRequest, TSend> {
   /** Subprotocols this route speaks, in order of preference, or a function choosing among the client's offers. */

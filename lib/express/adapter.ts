@@ -44,7 +44,7 @@ import { checkShutdownReason, claimServer, pickLimits, UPGRADE_REQUIRED } from '
 import { SocketRegistry } from '../core/registry.js'
 import { RouteRunner, type RouteLogger } from '../core/route.js'
 import type { RouteSocket } from '../core/socket.js'
-import type { OneMessageHandler, RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
+import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
 import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, waitForEarlierResponse, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { injectUpgrade, type InjectedSocket, type InjectWSOptions } from '../core/inject.js'
@@ -103,7 +103,7 @@ export type WsExpressSend<S> = S extends { send: {} } ? unknown : RawData
 
 /** The route options, typed by the route's request and its `schema`. */
 type OptionsFor<P, ReqQuery, LocalsObj extends Record<string, any>, S> =
-  WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>, WsExpressMessage<S>, WsExpressSend<S>> & { schema?: S } & OneMessageHandler
+  WsExpressRouteOptions<Request<P, any, any, ReqQuery, LocalsObj>, WsExpressMessage<S>, WsExpressSend<S>> & { schema?: S }
 
 /** The open sockets of one adapter: iterable, with a count. */
 export interface WsClients {

@@ -32,7 +32,7 @@ import { checkInvalidMessagePolicy, checkMessageSpec, compileMessageCodec, hasMe
 import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
-import type { OneMessageHandler, RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
+import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
 import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, waitForEarlierResponse, type PendingUpgrade, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { decorateInjectWS } from './inject.js'
@@ -128,7 +128,7 @@ declare module 'fastify' {
       const Messages extends Record<string, unknown> = Record<string, unknown>,
     >(
       path: string,
-      options: WsShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger, Messages> & OneMessageHandler,
+      options: WsShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger, Messages>,
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
   }
 
@@ -141,7 +141,7 @@ declare module 'fastify' {
       FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>,
       WsMessageType<TypeProvider, SchemaCompiler>,
       WsSendType<TypeProvider, SchemaCompiler>
-    > & OneMessageHandler
+    >
   }
 }
 
