@@ -165,14 +165,24 @@ function endSocketAfterResponse (this: ServerResponse): void {
  * upgrade waits until that response is written, then `retry` handles it
  * (Node's own `_httpMessage`, the response that owns the socket, tells; a
  * second response cannot be assigned to it meanwhile). Returns whether the
- * upgrade has to wait.
+ * upgrade has to wait; after `timeout` ms (0: no limit) of waiting the
+ * socket is closed.
  */
-export function waitForEarlierResponse<R> (request: R, socket: Duplex, head: Buffer, retry: (request: R, socket: Duplex, head: Buffer) => void): boolean {
+export function waitForEarlierResponse<R> (request: R, socket: Duplex, head: Buffer, retry: (request: R, socket: Duplex, head: Buffer) => void, timeout = 0): boolean {
   const earlier = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
   if (earlier === undefined || earlier === null) return false
   socket.on('error', destroyOnError)
-  const abandon = (): void => { earlier.off('finish', written) }
+  // The wait counts toward `handshakeTimeout`: a response that never
+  // finishes must not hold the socket (and a shutdown) forever. The upgrade
+  // cannot be answered ahead of it, so the socket is closed.
+  const timer = timeout > 0 ? setTimeout(() => { socket.destroy() }, timeout) : undefined
+  timer?.unref()
+  const abandon = (): void => {
+    clearTimeout(timer)
+    earlier.off('finish', written)
+  }
   function written (): void {
+    clearTimeout(timer)
     socket.off('close', abandon)
     // After Node's own 'finish' listener, which hands the socket on (to a
     // response queued behind this one, or to nobody) in this same emit.

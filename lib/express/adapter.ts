@@ -365,7 +365,7 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
   let closing: Promise<void> | undefined
 
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (waitForEarlierResponse(request, socket, head, onUpgrade)) return
+    if (waitForEarlierResponse(request, socket, head, onUpgrade, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)) return
     if (closing !== undefined) {
       refuseUpgrade(socket, 503, 'server shutting down')
       return

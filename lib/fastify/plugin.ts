@@ -286,7 +286,7 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
   })
 
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (waitForEarlierResponse(request, socket, head, onUpgrade)) return
+    if (waitForEarlierResponse(request, socket, head, onUpgrade, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)) return
     if (closing) {
       refuseUpgrade(socket, 503, 'server shutting down')
       return

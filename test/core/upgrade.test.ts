@@ -377,3 +377,24 @@ t.test('a client that leaves while its upgrade waits behind a streamed response 
     next.destroy()
   }
 })
+
+t.test('an upgrade waiting behind a response that never finishes is closed at handshakeTimeout, and app.close() goes through', async t => {
+  const app = Fastify({ forceCloseConnections: true })
+  await app.register(wsroutes, { handshakeTimeout: 200 })
+  app.get('/hang', () => new Promise(() => {}))
+  app.ws('/ws', { open () {} })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  let closed = false
+  t.teardown(async () => { if (!closed) await app.close() })
+  const client = await pipelining((app.server.address() as AddressInfo).port)
+  client.socket.write(Buffer.concat([Buffer.from(plainRequest('/hang')), upgradeRequest({ path: '/ws' })]))
+  const started = Date.now()
+  await once(client.socket, 'close')
+  const waited = Date.now() - started
+  t.ok(waited >= 150 && waited < 2000, `closed after ${waited} ms`)
+  t.equal(client.received(), '', 'nothing was answered out of order')
+  const closing = Date.now()
+  await app.close()
+  closed = true
+  t.ok(Date.now() - closing < 1000, 'app.close() resolved')
+})
