@@ -184,11 +184,30 @@ function socketOnEnd (this: OwnedSocket): void {
   // half-open), unless the closing handshake already did.
   if (!this.writableEnded) this.end()
   // The socket closes once what we queued is out, and a peer that has left
-  // may never read it: `closeTimeout` bounds that wait too.
+  // may never read it: `closeTimeout` bounds that wait too, as long as no
+  // progress is made (a peer that half-closed and still reads goes on).
   const connection = this[kConnection]!
   if (connection.closeTimer === undefined && connection.readyState !== ReadyState.CLOSED) {
-    connection.closeTimer = setTimeout(closeTimeoutExpired, connection.closeTimeout, connection)
+    connection.closeTimer = setTimeout(queueAfterFinExpired, connection.closeTimeout, connection, unsentBytes(this))
   }
+}
+/**
+ * What the kernel has not taken yet: the stream's queue, plus what libuv
+ * still holds of the write in progress (`writeQueueSize`, which shrinks as
+ * the kernel takes it, where the stream counts a write whole until it is
+ * done; one tick's corked frames are a single write).
+ */
+function unsentBytes (socket: OwnedSocket): number {
+  const handle = (socket as { _handle?: { writeQueueSize?: number } | null })._handle
+  return socket.writableLength + (handle?.writeQueueSize ?? 0)
+}
+function queueAfterFinExpired (connection: Connection, queuedBefore: number): void {
+  const queued = unsentBytes(connection.socket)
+  if (queued > 0 && queued < queuedBefore) {
+    connection.closeTimer = setTimeout(queueAfterFinExpired, connection.closeTimeout, connection, queued)
+    return
+  }
+  closeTimeoutExpired(connection)
 }
 function socketOnClose (this: OwnedSocket): void {
   this[kConnection]!.finish()

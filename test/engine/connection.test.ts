@@ -521,6 +521,27 @@ t.test('the peer sends FIN while our data is still queued and never reads it: cl
   t.same((await handler.waitFor('error')).map(e => e.error.code), ['WS_ERR_CLOSE_TIMEOUT'])
 })
 
+t.test('a peer that half-closes and still reads, slowly, gets everything queued for it: the wait after its FIN counts progress', async t => {
+  const server = await startServer(t, { connection: { closeTimeout: 300, idleTimeout: 0 } })
+  const client = await RawClient.open(t, server.port)
+  const { connection, handler } = await server.next()
+  client.keep = false
+  const before = client.received
+  // Reads 10 ms apart: 16 MiB, more than the kernel's buffers hold, take
+  // seconds to drain from the server's queue, far beyond closeTimeout.
+  client.socket.on('data', () => {
+    client.socket.pause()
+    setTimeout(() => client.socket.resume(), 10)
+  })
+  for (let i = 0; i < 16; i++) connection.send(Buffer.alloc(1024 * 1024, i))
+  client.socket.end()
+  const [closed] = await handler.waitFor('close', 1, 10_000)
+  t.equal(closed.code, 1006)
+  await client.closed()
+  t.equal(client.received - before, 16 * (1024 * 1024 + 10), 'every byte arrived')
+  t.same(handler.of('error'), [], 'no close timeout')
+})
+
 t.test('TCP dropping without a close frame: onClose once with 1006', async t => {
   const server = await startServer(t)
   const raw = await RawClient.open(t, server.port)
