@@ -389,8 +389,12 @@ export class FrameParser {
       // Defined: a finished message with no pieces kept was delivered above.
       const pieces = this.fragments!
       this.fragments = undefined
-      const message = pieces.length === 1 ? pieces[0] : this.allocate(() => Buffer.concat(pieces, this.messageLength))
-      if (message === undefined) return false
+      let message: Buffer
+      try {
+        message = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, this.messageLength)
+      } catch (error) {
+        return this.noMemory(error)
+      }
       this.deliver(message, false)
     }
     return !this.stopped
@@ -463,24 +467,22 @@ export class FrameParser {
   /** The buffer a large frame that spans reads is assembled in: lent when `lendsFrame`, else its own. */
   private startFrameBuffer (): Buffer | undefined {
     const lent = this.frameBufferLent = this.lendsFrame()
-    const length = this.payloadLength
-    return (this.frameBuffer = this.allocate(() => lent ? lend(length) : Buffer.allocUnsafe(length)))
+    try {
+      return (this.frameBuffer = lent ? lend(this.payloadLength) : Buffer.allocUnsafe(this.payloadLength))
+    } catch (error) {
+      this.noMemory(error)
+      return undefined
+    }
   }
 
   /**
-   * Takes the memory of a message. The process may not have it (a message
-   * of gigabytes under a large `maxPayload`): that fails this connection
-   * with 1009 instead of throwing out of the socket's read, which would take
-   * the process down.
+   * A message's memory could not be had (gigabytes under a large
+   * `maxPayload`): that fails this connection with 1009 instead of
+   * throwing out of the socket's read, which would take the process down.
    */
-  private allocate (take: () => Buffer): Buffer | undefined {
-    try {
-      return take()
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error
-      this.fail(ErrorCodes.MAX_PAYLOAD, `no memory for a message of ${this.messageLength + this.payloadLength} bytes`, 1009)
-      return undefined
-    }
+  private noMemory (error: unknown): false {
+    if (!(error instanceof RangeError)) throw error
+    return this.fail(ErrorCodes.MAX_PAYLOAD, `no memory for a message of ${this.messageLength + this.payloadLength} bytes`, 1009)
   }
 
   private fail (code: Parameters<typeof wsError>[0], message: string, closeCode: number): false {

@@ -33,7 +33,7 @@ import { RouteRunner } from '../core/route.js'
 import { SocketRegistry } from '../core/registry.js'
 import type { RouteSocket } from '../core/socket.js'
 import type { RawData, WebSocket, WsLimits, WsMessageSchemas, WsRouteOptions } from '../core/types.js'
-import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, waitForEarlierResponse, type PendingUpgrade, type UpgradeRequest } from '../core/upgrade.js'
+import { beginUpgrade, DEFAULT_HANDSHAKE_TIMEOUT, kUpgrade, refuseUpgrade, waitForEarlierResponse, type UpgradeRequest } from '../core/upgrade.js'
 import { DEFAULT_CLOSE_TIMEOUT } from '../engine/connection.js'
 import { decorateInjectWS } from './inject.js'
 
@@ -165,13 +165,14 @@ function upgradeNotFound (request: FastifyRequest, reply: FastifyReply, next: ()
   else reply.callNotFound()
 }
 
-/** Wraps this upgrade's `reply.send` (an own property; other replies keep the prototype's). */
-function markAnsweredOnSend (reply: FastifyReply, upgrade: PendingUpgrade): void {
-  const send = reply.send
-  reply.send = function sendAnswer (this: FastifyReply, payload?: unknown) {
-    upgrade.markAnswered()
-    return send.call(this, payload)
-  }
+/**
+ * An upgrade's `reply.send`, set as the reply's own property (other replies
+ * keep the prototype's): it marks the upgrade answered, then sends. One
+ * function for all, no closure per upgrade.
+ */
+function sendAnswer (this: FastifyReply, payload?: unknown): FastifyReply {
+  ;(this.request.raw as UpgradeRequest)[kUpgrade]?.markAnswered()
+  return (Object.getPrototypeOf(this) as FastifyReply).send.call(this, payload)
 }
 
 function methodsOf (options: RouteOptions): string[] {
@@ -280,8 +281,7 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
   // hook is the app's first when wsroutes is registered first; plain HTTP
   // requests pass with one property lookup.
   fastify.addHook('onRequest', function wsWatchReplies (request, reply, next) {
-    const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
-    if (upgrade !== undefined) markAnsweredOnSend(reply, upgrade)
+    if ((request.raw as UpgradeRequest)[kUpgrade] !== undefined) reply.send = sendAnswer
     next()
   })
 
