@@ -11,6 +11,8 @@ import type { Duplex } from 'node:stream'
 import { checkUpgradeRequest, endAndLinger, headerHasToken, writeHttpResponse } from '../engine/handshake.js'
 
 export const kUpgrade = Symbol('wsroutes.upgrade')
+/** When an upgrade that first waited behind an earlier response arrived. */
+const kArrived = Symbol('wsroutes.arrived')
 
 /** Milliseconds from a complete upgrade request to the 101 (`handshakeTimeout`). */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
@@ -24,8 +26,8 @@ export class PendingUpgrade {
   expired = false
   /** The app began a response of its own (see `answered`). */
   private answeredByApp = false
-  /** When the upgrade request arrived (`performance.now()`). */
-  private readonly arrived = performance.now()
+  /** When the upgrade request arrived (`performance.now()`), a wait behind an earlier response included. */
+  private readonly arrived: number
   private timer: NodeJS.Timeout | undefined
 
   constructor (
@@ -35,7 +37,9 @@ export class PendingUpgrade {
     readonly protocols: string[],
     private request: UpgradeRequest | undefined,
     private response: ServerResponse | undefined,
-  ) {}
+  ) {
+    this.arrived = request?.[kArrived] ?? performance.now()
+  }
 
   /**
    * Hands the socket over to the WebSocket connection: detaches the HTTP
@@ -128,7 +132,7 @@ function expireUpgrade (upgrade: PendingUpgrade): void {
   upgrade.expire()
 }
 
-export type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
+export type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade, [kArrived]?: number }
 
 function destroyOnError (this: Duplex): void {
   // Until a connection owns the socket, an error (ECONNRESET while an auth
@@ -164,26 +168,25 @@ function endSocketAfterResponse (this: ServerResponse): void {
  * responses in the same order that the requests were received". So such an
  * upgrade waits until that response is written, then `retry` handles it
  * (Node's own `_httpMessage`, the response that owns the socket, tells; a
- * second response cannot be assigned to it meanwhile). Returns whether the
- * upgrade has to wait; after `timeout` ms (0: no limit) of waiting the
- * socket is closed.
+ * second response cannot be assigned to it meanwhile). The wait counts
+ * toward `handshakeTimeout`, measured from the upgrade's arrival: past it,
+ * the upgrade gets its 503 once that response is out (the response itself
+ * is never cut short). Sockets waiting are in `waiting` meanwhile, for a
+ * shutdown that must close them. Returns whether the upgrade has to wait.
  */
-export function waitForEarlierResponse<R> (request: R, socket: Duplex, head: Buffer, retry: (request: R, socket: Duplex, head: Buffer) => void, timeout = 0): boolean {
+export function waitForEarlierResponse (request: IncomingMessage, socket: Duplex, head: Buffer, retry: (request: IncomingMessage, socket: Duplex, head: Buffer) => void, waiting?: Set<Duplex>): boolean {
   const earlier = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
   if (earlier === undefined || earlier === null) return false
+  ;(request as UpgradeRequest)[kArrived] ??= performance.now()
   socket.on('error', destroyOnError)
-  // The wait counts toward `handshakeTimeout`: a response that never
-  // finishes must not hold the socket (and a shutdown) forever. The upgrade
-  // cannot be answered ahead of it, so the socket is closed.
-  const timer = timeout > 0 ? setTimeout(() => { socket.destroy() }, timeout) : undefined
-  timer?.unref()
+  waiting?.add(socket)
   const abandon = (): void => {
-    clearTimeout(timer)
+    waiting?.delete(socket)
     earlier.off('finish', written)
   }
   function written (): void {
-    clearTimeout(timer)
     socket.off('close', abandon)
+    waiting?.delete(socket)
     // After Node's own 'finish' listener, which hands the socket on (to a
     // response queued behind this one, or to nobody) in this same emit.
     nextTick(() => {
@@ -227,6 +230,12 @@ export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Bu
   // `onTimeout` hooks for a request that then goes on; `handshakeTimeout` is
   // the deadline until the 101.
   ;(socket as Socket).setTimeout?.(0)
+  // Its deadline passed while it waited behind an earlier response.
+  const arrived = (request as UpgradeRequest)[kArrived]
+  if (arrived !== undefined && handshakeTimeout > 0 && performance.now() - arrived >= handshakeTimeout) {
+    writeHttpResponse(socket, 503, {}, 'handshake timed out')
+    return undefined
+  }
   const response = responseOnSocket(request, socket)
   const upgrade = new PendingUpgrade(socket, head, check.key, check.protocols, request as UpgradeRequest, response)
   ;(request as UpgradeRequest)[kUpgrade] = upgrade

@@ -364,8 +364,11 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
   claimServer(server)
   let closing: Promise<void> | undefined
 
+  /** Upgrades pipelined behind a response still being written (`waitForEarlierResponse`). */
+  const waitingBehindResponses = new Set<Duplex>()
+
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (waitForEarlierResponse(request, socket, head, onUpgrade, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)) return
+    if (waitForEarlierResponse(request, socket, head, onUpgrade, waitingBehindResponses)) return
     if (closing !== undefined) {
       refuseUpgrade(socket, 503, 'server shutting down')
       return
@@ -404,9 +407,17 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
     if (callback === undefined) return serverClose.call(this)
     return serverClose.call(this, (error?: Error) => { void shutdown.then(() => callback(error)) })
   } as typeof server.close
+  // Node no longer lists an upgraded socket, so `closeAllConnections()`
+  // would miss one still waiting behind a response.
+  const closeAllConnections = server.closeAllConnections
+  server.closeAllConnections = function closeAllConnectionsAndWaiting (this: typeof server) {
+    for (const socket of waitingBehindResponses) socket.destroy()
+    closeAllConnections.call(this)
+  }
   server.once('close', () => {
     server.off('upgrade', onUpgrade)
     server.close = serverClose
+    server.closeAllConnections = closeAllConnections
   })
 
   return {

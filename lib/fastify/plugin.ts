@@ -175,6 +175,15 @@ function sendAnswer (this: FastifyReply, payload?: unknown): FastifyReply {
   return (Object.getPrototypeOf(this) as FastifyReply).send.call(this, payload)
 }
 
+/** `sendAnswer` around a reply's own `send`, which another hook set. */
+function wrapSend (reply: FastifyReply): void {
+  const send = reply.send
+  reply.send = function sendWrappedAnswer (this: FastifyReply, payload?: unknown) {
+    ;(this.request.raw as UpgradeRequest)[kUpgrade]?.markAnswered()
+    return send.call(this, payload)
+  }
+}
+
 function methodsOf (options: RouteOptions): string[] {
   return Array.isArray(options.method) ? options.method : [options.method]
 }
@@ -281,12 +290,19 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
   // hook is the app's first when wsroutes is registered first; plain HTTP
   // requests pass with one property lookup.
   fastify.addHook('onRequest', function wsWatchReplies (request, reply, next) {
-    if ((request.raw as UpgradeRequest)[kUpgrade] !== undefined) reply.send = sendAnswer
+    if ((request.raw as UpgradeRequest)[kUpgrade] !== undefined) {
+      // A `send` wrapped by a hook before this one (an own property) is kept, and wrapped in turn.
+      if (Object.hasOwn(reply, 'send')) wrapSend(reply)
+      else reply.send = sendAnswer
+    }
     next()
   })
 
+  /** Upgrades pipelined behind a response still being written (`waitForEarlierResponse`). */
+  const waitingBehindResponses = new Set<Duplex>()
+
   function onUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (waitForEarlierResponse(request, socket, head, onUpgrade, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)) return
+    if (waitForEarlierResponse(request, socket, head, onUpgrade, waitingBehindResponses)) return
     if (closing) {
       refuseUpgrade(socket, 503, 'server shutting down')
       return
@@ -310,6 +326,9 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
     // sockets get 1001 and `closeTimeout` to answer, then whatever is left
     // is terminated.
     closing = true
+    // Node no longer lists an upgraded socket, so `forceCloseConnections:
+    // true` would miss one still waiting behind a response: closed here.
+    if (fastify.initialConfig.forceCloseConnections === true) for (const socket of waitingBehindResponses) socket.destroy()
     await registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT, options.preClose, error => {
       fastify.log.error({ err: error }, 'wsroutes: preClose failed')
     })

@@ -202,6 +202,27 @@ t.test('a hook that answers without returning the reply, sent later by an async 
   t.same(opens, setups.map(([what]) => `${what}: /private`), 'open ran only for the authorized clients')
 })
 
+t.test("a reply.send wrapped by an earlier hook is kept on upgrades, and still marks them answered", async t => {
+  const wrapped: string[] = []
+  const { url } = await build(t, app => {
+    app.addHook('onRequest', async (request, reply) => {
+      const send = reply.send
+      reply.send = function (this: typeof reply, payload?: unknown) {
+        wrapped.push(request.url)
+        return send.call(this, payload)
+      }
+    })
+    app.addHook('onSend', async (_request, _reply, payload) => {
+      await new Promise(resolve => setTimeout(resolve, 10))
+      return payload
+    })
+    app.ws('/private', { onRequest: async (_request, reply) => { reply.code(401).send({ error: 'no' }) }, open () {} })
+  })
+  t.equal((await refusedWs(url + '/private')).status, 401)
+  t.equal((await refusedWs(url + '/nowhere')).status, 404)
+  t.same(wrapped, ['/private', '/nowhere'], 'the earlier wrapper ran for both answers')
+})
+
 t.test('a protocols function that throws: 500, the socket closed, and app.close() does not wait on it', async t => {
   const { app, port, logs } = await build(t, app => {
     app.ws('/p', { protocols: () => { throw new Error('selector bug') } })
