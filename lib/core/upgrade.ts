@@ -175,18 +175,37 @@ function endSocketAfterResponse (this: ServerResponse): void {
  * shutdown that must close them. Returns whether the upgrade has to wait.
  */
 export function waitForEarlierResponse (request: IncomingMessage, socket: Duplex, head: Buffer, retry: (request: IncomingMessage, socket: Duplex, head: Buffer) => void, waiting?: Set<Duplex>): boolean {
-  const earlier = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
-  if (earlier === undefined || earlier === null) return false
+  const owner = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+  if (owner === undefined || owner === null) return false
+  const earlier: ServerResponse = owner
   ;(request as UpgradeRequest)[kArrived] ??= performance.now()
   socket.on('error', destroyOnError)
   waiting?.add(socket)
-  const abandon = (): void => {
+  // Node took its own socket listeners away with the upgrade; for the
+  // response still being written they are needed, so they stand in for
+  // them, as Node's HTTP server has them:
+  // - 'drain' tells the response it may write on (a streamed one would stall);
+  const drained = (): void => { relayDrain(socket) }
+  // - the client's FIN ends the connection (no upgrade can follow);
+  const clientEnded = (): void => {
+    stopWaiting()
+    socket.end()
+  }
+  // - the server's socket timeout (`server.timeout`) hangs up.
+  const timedOut = (): void => { socket.destroy() }
+  socket.on('drain', drained)
+  socket.on('end', clientEnded)
+  socket.on('timeout', timedOut)
+  function stopWaiting (): void {
     waiting?.delete(socket)
     earlier.off('finish', written)
+    socket.off('close', stopWaiting)
+    socket.off('drain', drained)
+    socket.off('end', clientEnded)
+    socket.off('timeout', timedOut)
   }
   function written (): void {
-    socket.off('close', abandon)
-    waiting?.delete(socket)
+    stopWaiting()
     // After Node's own 'finish' listener, which hands the socket on (to a
     // response queued behind this one, or to nobody) in this same emit.
     nextTick(() => {
@@ -201,8 +220,23 @@ export function waitForEarlierResponse (request: IncomingMessage, socket: Duplex
     })
   }
   earlier.once('finish', written)
-  socket.once('close', abandon)
+  socket.once('close', stopWaiting)
   return true
+}
+
+/** Node's symbol for a response whose last write waits for 'drain', found on first use. */
+let kNeedDrain: symbol | undefined
+
+/** What Node's HTTP server does at a socket's 'drain': the response writing to it may write on. */
+function relayDrain (socket: Duplex): void {
+  const response = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+  if (response === undefined || response === null || response.writableFinished) return
+  kNeedDrain ??= Object.getOwnPropertySymbols(response).find(symbol => symbol.description === 'kNeedDrain')
+  const state = response as unknown as Record<symbol, boolean>
+  if (kNeedDrain !== undefined && state[kNeedDrain] === true) {
+    state[kNeedDrain] = false
+    response.emit('drain')
+  }
 }
 
 /**

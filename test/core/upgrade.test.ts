@@ -410,3 +410,41 @@ t.test('forceCloseConnections: true also closes an upgrade waiting behind a resp
   t.ok(Date.now() - started < 1000, `app.close() and the socket closed in ${Date.now() - started} ms`)
   t.equal(client.received(), '', 'nothing was answered out of order')
 })
+
+t.test('while an upgrade waits behind a response, the socket behaves as under Node: drain, the client FIN, the socket timeout', async t => {
+  const app = Fastify({ connectionTimeout: 400 })
+  await app.register(wsroutes, { handshakeTimeout: 0 })
+  app.get('/hang', () => new Promise(() => {}))
+  app.get('/big', (_request, reply) => {
+    let left = 256
+    return reply.send(new Readable({ read () { this.push(left-- > 0 ? Buffer.alloc(64 * 1024, 7) : null) } }))
+  })
+  app.ws('/ws', { open (socket) { socket.send('open') } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as AddressInfo).port
+  const connections = (): Promise<number> => new Promise((resolve, reject) => app.server.getConnections((error, count) => error === null ? resolve(count) : reject(error)))
+
+  // A streamed response larger than the socket's buffers needs 'drain' to go on.
+  const big = await pipelining(port)
+  big.socket.write(Buffer.concat([Buffer.from(plainRequest('/big')), upgradeRequest({ path: '/ws' })]))
+  const text = await big.until(bytes => bytes.includes('\x81\x04open'))
+  t.ok(text.indexOf('HTTP/1.1 101') > 16 * 1024 * 1024, 'the whole 16 MiB, then the 101 and the open message')
+  big.socket.destroy()
+
+  // The client's FIN ends the connection.
+  const leaving = await pipelining(port)
+  leaving.socket.write(Buffer.concat([Buffer.from(plainRequest('/hang')), upgradeRequest({ path: '/ws' })]))
+  await new Promise(resolve => setTimeout(resolve, 50))
+  leaving.socket.end()
+  await once(leaving.socket, 'close')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal(await connections(), 0, 'a FIN closes it')
+
+  // The server's socket timeout still hangs up.
+  const idle = await pipelining(port)
+  idle.socket.write(Buffer.concat([Buffer.from(plainRequest('/hang')), upgradeRequest({ path: '/ws' })]))
+  const started = Date.now()
+  await once(idle.socket, 'close')
+  t.ok(Date.now() - started < 2000, `connectionTimeout closed it after ${Date.now() - started} ms`)
+})
