@@ -264,6 +264,15 @@ export class Connection implements FrameHandler, HeartbeatMember {
   readonly protocol: string
   /** Messages dropped by the `drop` backpressure policy. */
   droppedMessages = 0
+  /**
+   * Whether frames may still be written: open, and our side of TCP not
+   * ended (the peer's FIN ends it before any close frame, and a write then
+   * would only raise a write-after-end error).
+   */
+  private get canWrite (): boolean {
+    return this.readyState === ReadyState.OPEN && this.socket.writable
+  }
+
   /** @internal */
   get closeTimeout (): number {
     return this.settings.closeTimeout
@@ -343,7 +352,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
    * (unless `options.binary` says otherwise).
    */
   send (data: string | Buffer | ArrayBufferView | ArrayBuffer, options?: SendOptions): SendStatus {
-    if (this.readyState !== ReadyState.OPEN || !this.socket.writable) return SendStatus.DROPPED
+    if (!this.canWrite) return SendStatus.DROPPED
     const settings = this.settings
     if (this.writer.bufferedAmount > settings.maxBackpressure) {
       if (settings.backpressurePolicy === 'drop') {
@@ -378,7 +387,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
     if (payload.length > 125) throw wsRangeError(ErrorCodes.CONTROL_PAYLOAD_TOO_LONG, 'control frame payloads are limited to 125 bytes')
     // Like send(): once our side has ended (the peer's FIN ends it before any
     // close), a write would only raise a write-after-end error.
-    if (this.readyState !== ReadyState.OPEN || !this.socket.writable) return SendStatus.DROPPED
+    if (!this.canWrite) return SendStatus.DROPPED
     return this.writer.frame(opcode, payload) ? SendStatus.SENT : SendStatus.BUFFERED
   }
 
@@ -480,7 +489,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
 
   /** @internal Half the idle timeout passed without a frame. */
   heartbeatPing (): void {
-    if (this.readyState === ReadyState.OPEN && this.socket.writable) this.writer.frame(Opcode.PING, EMPTY)
+    if (this.canWrite) this.writer.frame(Opcode.PING, EMPTY)
   }
 
   /** @internal The idle timeout passed, the ping unanswered. */
@@ -518,7 +527,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
     // frame in response, unless it already received a Close frame."
     // Not after our side has ended (the peer's FIN came while an async
     // handler held the read, and the ping was parsed after it).
-    if (this.readyState === ReadyState.OPEN && this.socket.writable) {
+    if (this.canWrite) {
       // A peer that pings without reading would grow our queue of pongs
       // without bound (the backpressure policy governs messages only). §5.5.3:
       // "If an endpoint receives a Ping frame and has not yet sent Pong
@@ -537,7 +546,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
   sendPendingPong (): void {
     const payload = this.pendingPong!
     this.pendingPong = undefined
-    if (this.readyState === ReadyState.OPEN && this.socket.writable) this.writer.frame(Opcode.PONG, payload)
+    if (this.canWrite) this.writer.frame(Opcode.PONG, payload)
   }
 
   /** @internal */
