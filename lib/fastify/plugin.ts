@@ -165,23 +165,20 @@ function upgradeNotFound (request: FastifyRequest, reply: FastifyReply, next: ()
   else reply.callNotFound()
 }
 
+/** A `send` a hook set on the reply before wsroutes' own hook (an own property), kept by `sendAnswer`. */
+const kEarlierSend = Symbol('wsroutes.earlierSend')
+type WatchedReply = FastifyReply & { [kEarlierSend]?: FastifyReply['send'] }
+
 /**
  * An upgrade's `reply.send`, set as the reply's own property (other replies
- * keep the prototype's): it marks the upgrade answered, then sends. One
+ * keep the prototype's): it marks the upgrade answered, then sends with the
+ * `send` the reply had, its prototype's or one an earlier hook set. One
  * function for all, no closure per upgrade.
  */
-function sendAnswer (this: FastifyReply, payload?: unknown): FastifyReply {
+function sendAnswer (this: WatchedReply, payload?: unknown): FastifyReply {
   ;(this.request.raw as UpgradeRequest)[kUpgrade]?.markAnswered()
-  return (Object.getPrototypeOf(this) as FastifyReply).send.call(this, payload)
-}
-
-/** `sendAnswer` around a reply's own `send`, which another hook set. */
-function wrapSend (reply: FastifyReply): void {
-  const send = reply.send
-  reply.send = function sendWrappedAnswer (this: FastifyReply, payload?: unknown) {
-    ;(this.request.raw as UpgradeRequest)[kUpgrade]?.markAnswered()
-    return send.call(this, payload)
-  }
+  const send = this[kEarlierSend] ?? (Object.getPrototypeOf(this) as FastifyReply).send
+  return send.call(this, payload)
 }
 
 function methodsOf (options: RouteOptions): string[] {
@@ -291,9 +288,9 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
   // requests pass with one property lookup.
   fastify.addHook('onRequest', function wsWatchReplies (request, reply, next) {
     if ((request.raw as UpgradeRequest)[kUpgrade] !== undefined) {
-      // A `send` wrapped by a hook before this one (an own property) is kept, and wrapped in turn.
-      if (Object.hasOwn(reply, 'send')) wrapSend(reply)
-      else reply.send = sendAnswer
+      // A `send` wrapped by a hook before this one is kept, and wrapped in turn.
+      if (Object.hasOwn(reply, 'send')) (reply as WatchedReply)[kEarlierSend] = reply.send
+      reply.send = sendAnswer
     }
     next()
   })
