@@ -120,12 +120,17 @@ export class PendingUpgrade {
     response.off('close', abortUnansweredRequest)
     if (response.socket !== null) response.detachSocket(response.socket)
     this.response = undefined
-    writeHttpResponse(socket, 503, {}, 'handshake timed out')
+    answerTimedOut(socket)
     // The hooks still running have lost their client: once the 503 is out
     // (destroying the request earlier would take the socket with it).
     const request = this.request
     if (request !== undefined) socket.once('close', () => { request.destroy() })
   }
+}
+
+/** The 503 of an upgrade whose `handshakeTimeout` passed before its 101. */
+function answerTimedOut (socket: Duplex): void {
+  writeHttpResponse(socket, 503, {}, 'handshake timed out')
 }
 
 function expireUpgrade (upgrade: PendingUpgrade): void {
@@ -267,7 +272,7 @@ export function beginUpgrade (request: IncomingMessage, socket: Duplex, head: Bu
   // Its deadline passed while it waited behind an earlier response.
   const arrived = (request as UpgradeRequest)[kArrived]
   if (arrived !== undefined && handshakeTimeout > 0 && performance.now() - arrived >= handshakeTimeout) {
-    writeHttpResponse(socket, 503, {}, 'handshake timed out')
+    answerTimedOut(socket)
     return undefined
   }
   const response = responseOnSocket(request, socket)
