@@ -219,6 +219,12 @@ function socketOnError (this: OwnedSocket, error: Error): void {
 }
 function socketOnDrain (this: OwnedSocket): void {
   const connection = this[kConnection]!
+  // Before `start()` (an async `open` still running): the owner hears of it
+  // once `open` is done, as of everything else.
+  if (connection.phase !== Phase.STARTED) {
+    connection.phase = Phase.DRAINED_BEFORE_START
+    return
+  }
   // The kernel took what was queued: the peer is reading. A peer busy with
   // a long download may send nothing, not even the pong, which waits behind
   // the download in its receive buffer: for the heartbeat, it is alive.
@@ -232,10 +238,30 @@ function closeTimeoutExpired (connection: Connection): void {
   connection.socket.destroy()
 }
 
+/**
+ * A message dropped by the `drop` policy owes its producer a 'drain' once
+ * the peer has caught up. Node emits 'drain' only after a write that found
+ * the buffer over its high-water mark, and a `maxBackpressure` below that
+ * mark drops messages before any such write: the stream is told to emit it
+ * all the same, when its queue (never empty here) has gone out.
+ */
+function oweDrain (socket: Socket): void {
+  const state = (socket as { _writableState?: { needDrain: boolean } })._writableState
+  if (state !== undefined && !state.needDrain) state.needDrain = true
+}
+
 function toBuffer (data: ArrayBufferView | ArrayBuffer): Buffer {
   if (Buffer.isBuffer(data)) return data
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   return Buffer.from(data)
+}
+
+/** Where a connection is in its start: its owner hears nothing (but errors) before `start()`. */
+const enum Phase {
+  NOT_STARTED,
+  /** Not started, and the socket drained: `start()` reports the drain. */
+  DRAINED_BEFORE_START,
+  STARTED,
 }
 
 export class Connection implements FrameHandler, HeartbeatMember {
@@ -258,6 +284,8 @@ export class Connection implements FrameHandler, HeartbeatMember {
   heartbeatSlot = -1
   /** @internal Reading is paused by the owner: silence is ours, not the peer's. */
   readingPaused = false
+  /** @internal */
+  phase: Phase = Phase.NOT_STARTED
 
   readyState: ReadyState = ReadyState.OPEN
   /** The negotiated subprotocol, '' when none. */
@@ -303,23 +331,36 @@ export class Connection implements FrameHandler, HeartbeatMember {
     this.parser = new FrameParser(this, settings)
     this.writer = new FrameWriter(socket)
     this.socket[kConnection] = this
-    // Closing and errors are watched from the start, so a peer that leaves
-    // before `start()` (during an async `open`) is still reported once. That
-    // includes 'end': a FIN with nothing buffered before it is emitted at
-    // once, unread, and a half-open server socket would otherwise never close.
+    // Closing, errors and drains are watched from the start, so a peer that
+    // leaves before `start()` (during an async `open`) is still reported
+    // once, and a drain owed to a send in `open` is not lost. That includes
+    // 'end': a FIN with nothing buffered before it is emitted at once,
+    // unread, and a half-open server socket would otherwise never close. The
+    // close and the drain reach the owner at `start()`, after its `open`
+    // logic; errors at once.
     socket.on('close', socketOnClose)
     socket.on('error', socketOnError)
     socket.on('end', socketOnEnd)
+    socket.on('drain', socketOnDrain)
   }
 
   /**
    * Starts reading frames: `head` holds bytes that arrived with the upgrade
    * request. Call it after the owner has run its `open` logic, so no message
-   * overtakes it.
+   * overtakes it. A close or a drain that came before is reported now.
    */
   start (head?: Buffer): void {
     const socket = this.socket
-    if (this.readyState === ReadyState.CLOSED) return
+    const drained = this.phase === Phase.DRAINED_BEFORE_START
+    if (this.phase === Phase.STARTED) return
+    this.phase = Phase.STARTED
+    if (this.readyState === ReadyState.CLOSED) {
+      // The socket closed before the owner was done opening: `finish()` held
+      // the close for now.
+      this.handler.onClose(this, this.closeCode, this.closeReason)
+      return
+    }
+    if (drained) this.handler.onDrain?.(this)
     // A net.Socket has both; a plain Duplex (the in-process pair of
     // `injectWS`) has neither and needs neither. Once per connection.
     socket.setTimeout?.(0)
@@ -328,7 +369,6 @@ export class Connection implements FrameHandler, HeartbeatMember {
     // but the socket is still read so the peer's FIN is seen.
     this.readingDirectly = this.settings.directReads && readDirectly(socket, socketOnDirectRead)
     if (!this.readingDirectly) socket.on('data', socketOnData)
-    socket.on('drain', socketOnDrain)
     const idleTimeoutMs = this.settings.idleTimeoutMs
     if (idleTimeoutMs > 0) this.heartbeat = watchIdle(this, idleTimeoutMs)
     if (head !== undefined && head.length > 0) this.parser.write(head)
@@ -354,9 +394,14 @@ export class Connection implements FrameHandler, HeartbeatMember {
   send (data: string | Buffer | ArrayBufferView | ArrayBuffer, options?: SendOptions): SendStatus {
     if (!this.canWrite) return SendStatus.DROPPED
     const settings = this.settings
-    if (this.writer.bufferedAmount > settings.maxBackpressure) {
+    // Over the limit counting this tick's own frames, which are not yet
+    // offered to the kernel: offered now, the policy applies only to what the
+    // peer has not taken, so one burst to a reader that keeps up is no
+    // slow consumer.
+    if (this.writer.bufferedAmount > settings.maxBackpressure && this.writer.unsentAfterFlush() > settings.maxBackpressure) {
       if (settings.backpressurePolicy === 'drop') {
         this.droppedMessages++
+        oweDrain(this.socket)
         return SendStatus.DROPPED
       }
       this.close(CloseCodes.POLICY_VIOLATION, 'backpressure limit reached')
@@ -463,7 +508,10 @@ export class Connection implements FrameHandler, HeartbeatMember {
       this.heartbeat.remove(this)
       this.heartbeat = undefined
     }
-    this.handler.onClose(this, this.closeCode, this.closeReason)
+    // Before `start()`, the owner's `open` is still running: `start()`
+    // reports the close once it is done, so that a handler's `close` never
+    // comes before its `open` has finished.
+    if (this.phase === Phase.STARTED) this.handler.onClose(this, this.closeCode, this.closeReason)
   }
 
   /**

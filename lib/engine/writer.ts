@@ -139,6 +139,25 @@ export class FrameWriter {
   }
 
   /**
+   * Hands this read's staged frames and this tick's corked ones to the
+   * kernel now, rather than when the read or the tick ends, and returns the
+   * bytes it left queued: what the peer has not taken yet. (A rare call: the
+   * backpressure check, once the buffered amount is over its limit.)
+   */
+  unsentAfterFlush (): number {
+    this.flush()
+    this.uncorkNow()
+    return this.socket.writableLength
+  }
+
+  /** Ends this tick's cork early; the pending nextTick uncork then finds nothing to do. */
+  private uncorkNow (): void {
+    if (!this.corked) return
+    this.corked = false
+    this.socket.uncork()
+  }
+
+  /**
    * Writes one frame with `payload` (a string is sent as UTF-8). Returns
    * false once the socket's buffer (with this batch's staged frames) is
    * over the high-water mark: 'drain' follows.
@@ -191,11 +210,7 @@ export class FrameWriter {
    */
   private writeLent (header: Buffer, payload: Buffer): boolean {
     const socket = this.socket
-    if (this.corked) {
-      // The pending nextTick uncork then finds nothing to do.
-      this.corked = false
-      socket.uncork()
-    }
+    this.uncorkNow()
     socket.cork()
     socket.write(header)
     const belowHighWaterMark = socket.write(payload)

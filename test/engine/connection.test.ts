@@ -130,27 +130,69 @@ t.test('pauseReading() with direct reads: TCP stops being read; resumeReading() 
   t.equal(handle.reading, true)
 })
 
+/** A promise with its resolve, to hold `start()` until the test lets it go. */
+function deferred (): { promise: Promise<void>, resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>(r => { resolve = r })
+  return { promise, resolve }
+}
+
 for (const directReads of [false, true]) {
-  t.test(`an async open: frames wait for start(), and a peer that leaves first is reported once (directReads ${String(directReads)})`, async t => {
-    const server = await startServer(t, { beforeStart: () => delay(100), connection: { directReads } })
+  t.test(`an async open: frames wait for start(), and a peer that leaves first is reported once, after start() (directReads ${String(directReads)})`, async t => {
+    const gates: Array<() => void> = []
+    const server = await startServer(t, {
+      beforeStart: () => {
+        const gate = deferred()
+        gates.push(gate.resolve)
+        return gate.promise
+      },
+      connection: { directReads },
+    })
     const client = await RawClient.open(t, server.port)
-    const { handler } = await server.next()
+    const { connection, handler } = await server.next()
     client.send(text('sent before start'))
-    await delay(50)
+    await delay(20)
     t.equal(handler.of('message').length, 0, 'not read before start()')
+    gates[0]()
     const [message] = await handler.waitFor('message')
     t.equal(message.data.toString(), 'sent before start', 'delivered once started')
+    t.equal(connection.readyState, ReadyState.OPEN)
 
     const gone = await RawClient.open(t, server.port)
     const second = await server.next()
     gone.socket.destroy()
+    await until(second.connection.socket, 'close', () => second.connection.readyState === ReadyState.CLOSED, 'the socket closed')
+    t.equal(second.connection.readyState, ReadyState.CLOSED, 'closed while open was still pending: the owner can see it')
+    t.equal(second.handler.of('close').length, 0, 'but its close is held while open runs')
+    gates[1]()
     const closes = await second.handler.waitFor('close')
-    t.same(closes.map(c => c.code), [1006], 'reported while open was still pending')
-    await delay(150) // start() runs now, on a closed connection
+    t.same(closes.map(c => c.code), [1006], 'reported once open is done')
+    await delay(20)
     t.equal(second.handler.of('close').length, 1, 'and only once')
-    t.equal(second.connection.readyState, ReadyState.CLOSED)
   })
 }
+
+t.test('a drain owed to a send made before start() is reported at start(), not lost', async t => {
+  const gate = deferred()
+  let buffered: SendStatus | undefined
+  const server = await startServer(t, {
+    beforeStart: async connection => {
+      buffered = connection.send(Buffer.alloc(1024 * 1024, 7))
+      await gate.promise
+    },
+  })
+  const client = await RawClient.open(t, server.port)
+  client.keep = false
+  const { connection, handler } = await server.next()
+  t.equal(buffered, SendStatus.BUFFERED, 'a megabyte is over the high-water mark')
+  await until(client, 'update', () => client.received >= 1024 * 1024, 'the megabyte')
+  await until(connection.socket, 'drain', () => connection.bufferedAmount === 0, 'drained')
+  t.equal(connection.bufferedAmount, 0, 'the socket drained while open ran')
+  t.equal(handler.of('drain').length, 0, 'the owner hears nothing before start()')
+  gate.resolve()
+  await handler.waitFor('drain')
+  t.equal(handler.of('drain').length, 1, 'one drain, at start()')
+})
 
 // ------------------------------------------------------------------ ping/pong
 
@@ -715,6 +757,47 @@ t.test('backpressurePolicy close (the default): a slow consumer is closed with 1
   client.send(close(1008))
   await client.ended()
   t.same((await handler.waitFor('close')).map(c => c.code), [1008])
+})
+
+for (const policy of ['close', 'drop'] as const) {
+  t.test(`maxBackpressure counts what the peer has not taken, not this tick's own frames: a burst to a reader that keeps up goes out (${policy})`, async t => {
+    const server = await startServer(t, { connection: { maxBackpressure: 8192, backpressurePolicy: policy } })
+    const client = await RawClient.open(t, server.port)
+    const { connection, handler } = await server.next()
+    const message = 'x'.repeat(3000)
+    // Outside a read: frames corked for the rest of the tick.
+    const corked = [0, 1, 2, 3].map(() => connection.send(message))
+    // Inside a read: frames staged for the read's one write.
+    const staged: SendStatus[] = []
+    handler.hooks.message = c => { for (let i = 0; i < 4; i++) staged.push(c.send(message)) }
+    client.send(text('go'))
+    const frames = []
+    for (let i = 0; i < 8; i++) frames.push(await client.frame())
+    t.notOk(corked.includes(SendStatus.DROPPED), `corked burst: ${corked.join(',')}`)
+    t.notOk(staged.includes(SendStatus.DROPPED), `staged burst: ${staged.join(',')}`)
+    t.same(frames.map(f => [f.opcode, f.payload.length]), Array(8).fill([Op.TEXT, 3000]), 'all eight arrive')
+    t.equal(connection.readyState, ReadyState.OPEN)
+    t.equal(connection.droppedMessages, 0)
+    t.equal(handler.of('close').length, 0)
+  })
+}
+
+t.test('backpressurePolicy drop below the high-water mark: the drain still comes once the peer has caught up', async t => {
+  const maxBackpressure = 8192
+  const server = await startServer(t, { connection: { maxBackpressure, backpressurePolicy: 'drop' } })
+  const client = await RawClient.open(t, server.port)
+  client.keep = false
+  client.socket.pause()
+  const { connection, handler } = await server.next()
+  t.ok(maxBackpressure < connection.socket.writableHighWaterMark, 'the limit is below the socket\'s high-water mark')
+  const payload = Buffer.alloc(3000, 4)
+  const { statuses, found } = await sendUntil(() => connection.send(payload), SendStatus.DROPPED)
+  t.ok(found, `DROPPED after ${statuses.length} sends`)
+  t.notOk(statuses.includes(SendStatus.BUFFERED), 'no send said BUFFERED: no write ever crossed the high-water mark')
+  client.socket.resume()
+  await handler.waitFor('drain')
+  t.equal(connection.bufferedAmount, 0, 'drained')
+  t.equal(connection.send(payload), SendStatus.SENT, 'and sending goes on')
 })
 
 // ------------------------------------------------------------ raw requests
