@@ -11,6 +11,8 @@ export class SocketRegistry {
   private readonly sockets = new SlotList<RouteSocket<any>, 'registrySlot'>('registrySlot')
   private emptied: (() => void) | undefined
   private shuttingDown = false
+  /** Async `close` handlers still running: shutdown waits for them as for the sockets. */
+  private closesRunning = 0
 
   get size (): number {
     return this.sockets.size
@@ -26,7 +28,20 @@ export class SocketRegistry {
   }
 
   delete (socket: RouteSocket<any>): void {
-    if (this.sockets.remove(socket) && this.sockets.size === 0 && this.emptied !== undefined) this.emptied()
+    if (this.sockets.remove(socket)) this.settleIfDone()
+  }
+
+  /** A socket's async `close` handler, which settles (never rejects): shutdown resolves after it. */
+  waitFor (closing: Promise<void>): void {
+    this.closesRunning++
+    closing.then(() => {
+      this.closesRunning--
+      this.settleIfDone()
+    })
+  }
+
+  private settleIfDone (): void {
+    if (this.sockets.size === 0 && this.closesRunning === 0 && this.emptied !== undefined) this.emptied()
   }
 
   /**
@@ -53,18 +68,20 @@ export class SocketRegistry {
       if (socket.readyState === ReadyState.OPEN) socket.close(CloseCodes.GOING_AWAY, reason)
     }
     await this.untilEmpty(timeout)
-    if (this.sockets.size === 0) return
+    if (this.sockets.size === 0 && this.closesRunning === 0) return
     for (const socket of this.sockets.items.slice()) socket.terminate()
     // A destroyed socket's 'close', and with it the socket's `close`
     // handler, comes in a later tick: wait for them, so that shutdown
-    // resolves after every close handler ran. Bounded like the handshakes,
-    // for a socket whose 'close' never comes.
+    // resolves after every close handler ran (an async one settled).
+    // Bounded like the handshakes, for a socket whose 'close' never comes
+    // or a handler that never settles.
     await this.untilEmpty(timeout)
+    if (this.closesRunning > 0) onError?.(new Error(`${this.closesRunning} close handler(s) did not settle within ${timeout} ms of shutdown`))
   }
 
-  /** Resolves once every socket has left, or after `timeout` ms. */
+  /** Resolves once every socket has left and every async `close` handler settled, or after `timeout` ms. */
   private async untilEmpty (timeout: number): Promise<void> {
-    if (this.sockets.size === 0) return
+    if (this.sockets.size === 0 && this.closesRunning === 0) return
     let timer: NodeJS.Timeout | undefined
     await new Promise<void>(resolve => {
       this.emptied = resolve

@@ -183,9 +183,13 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
   }
 
   onClose (connection: RouteSocket<TRequest>, code: number, reason: Buffer): void {
-    this.registry.delete(connection)
     const handler = this.handlers.close
-    if (handler !== undefined) this.run(connection, 'close', handler, code, reason.toString())
+    if (handler !== undefined) {
+      // An async `close` (saving a session) is waited for at shutdown.
+      const running = this.run(connection, 'close', handler, code, reason.toString())
+      if (running !== undefined) this.registry.waitFor(running)
+    }
+    this.registry.delete(connection)
   }
 
   onDrain (connection: RouteSocket<TRequest>): void {
@@ -264,16 +268,21 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
 
   // ------------------------------------------------ handler calls
 
-  /** Calls a user handler; a throw or a rejection fails this socket only. */
-  private run (ws: RouteSocket<TRequest>, phase: string, handler: Handler, a?: unknown, b?: unknown): void {
+  /**
+   * Calls a user handler; a throw or a rejection fails this socket only.
+   * Returns the promise of an async handler, which settles (never rejects)
+   * with it.
+   */
+  private run (ws: RouteSocket<TRequest>, phase: string, handler: Handler, a?: unknown, b?: unknown): Promise<void> | undefined {
     let result: unknown
     try {
       result = handler(ws, a, b)
     } catch (error) {
       this.handlerFailed(ws, phase, error)
-      return
+      return undefined
     }
-    if (isPromise(result)) result.then(undefined, (error: unknown) => this.handlerFailed(ws, phase, error))
+    if (isPromise(result)) return result.then(undefined, (error: unknown) => this.handlerFailed(ws, phase, error))
+    return undefined
   }
 
   /**
@@ -319,19 +328,40 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     if (ws.readyState === ReadyState.OPEN) ws.close(CloseCodes.INTERNAL_ERROR)
   }
 
-  /** The route's `error` handler, then the route's `wsErrorHandler` or else the plugin's `errorHandler`; their own failures are only logged. */
+  /**
+   * The route's `error` handler, then the route's `wsErrorHandler` or else
+   * the plugin's `errorHandler`; their own failures (a throw or a rejection)
+   * are only logged, and one's failure does not keep the other from running.
+   */
   private reportError (ws: RouteSocket<TRequest>, error: Error): void {
     const routeHandler = this.handlers.error
     // Plain calls, as every handler: `this` is not the runner.
     const errorHandler = this.errorHandler
-    try {
-      if (routeHandler !== undefined) routeHandler(ws, error)
-      // After `open` on a keepRequest: false route, the request is gone: undefined.
-      if (errorHandler !== undefined) errorHandler(error, ws, ws.keptRequest)
-    } catch (failure) {
-      ws.log.error({ err: failure }, 'websocket error handler failed')
+    if (routeHandler !== undefined) {
+      try {
+        guardErrorHandler(ws, routeHandler(ws, error))
+      } catch (failure) {
+        errorHandlerFailed(ws, failure)
+      }
+    }
+    if (errorHandler !== undefined) {
+      try {
+        // After `open` on a keepRequest: false route, the request is gone: undefined.
+        guardErrorHandler(ws, errorHandler(error, ws, ws.keptRequest))
+      } catch (failure) {
+        errorHandlerFailed(ws, failure)
+      }
     }
   }
+}
+
+/** An async error handler's rejection is logged like a throw, never left unhandled. */
+function guardErrorHandler (ws: RouteSocket<any>, result: unknown): void {
+  if (isPromise(result)) result.then(undefined, (failure: unknown) => errorHandlerFailed(ws, failure))
+}
+
+function errorHandlerFailed (ws: RouteSocket<any>, failure: unknown): void {
+  ws.log.error({ err: failure }, 'websocket error handler failed')
 }
 
 function isPromise (value: unknown): value is Promise<unknown> {

@@ -118,6 +118,37 @@ t.test('closeAll terminates the sockets that do not answer within the timeout', 
   t.equal(registry.size, 0)
 })
 
+t.test('closeAll resolves only after the async close handlers it was given have settled', async t => {
+  const registry = new SocketRegistry()
+  const socket = fake(registry, 'async')
+  const steps: string[] = []
+  const gone = socket.gone.bind(socket)
+  // As the route does at a socket's close: its async close handler is
+  // handed over first, then the socket leaves.
+  socket.gone = () => {
+    registry.waitFor(new Promise<void>(resolve => setTimeout(() => {
+      steps.push('close handler settled')
+      resolve()
+    }, 30)))
+    gone()
+  }
+  await registry.closeAll('bye', 60_000)
+  steps.push('closeAll resolved')
+  t.same(steps, ['close handler settled', 'closeAll resolved'])
+  t.equal(socket.terminated, 0, 'the socket had answered: nothing to terminate')
+})
+
+t.test('closeAll waits for a close handler that never settles up to the timeout, then reports it', async t => {
+  const registry = new SocketRegistry()
+  registry.waitFor(new Promise<void>(() => {}))
+  const errors: unknown[] = []
+  const started = Date.now()
+  await registry.closeAll('bye', 40, undefined, error => errors.push(error))
+  t.ok(Date.now() - started >= 40, 'waited for it')
+  t.equal(errors.length, 1)
+  t.match((errors[0] as Error).message, /1 close handler\(s\) did not settle within 40 ms/)
+})
+
 t.test('after closeAll the registry works as before', async t => {
   const registry = new SocketRegistry()
   fake(registry)

@@ -242,6 +242,103 @@ t.test('error handlers that throw are logged, not fatal', async t => {
   t.equal(logged.level, 'error')
 })
 
+t.test('error handlers that reject are logged, not fatal; one failing does not keep the other from running', async t => {
+  const called: string[] = []
+  const h = await serve(t, {
+    message () { throw new Error('handler') },
+    async error () {
+      called.push('route error')
+      throw new Error('route error handler rejected')
+    },
+  }, {
+    async errorHandler () {
+      called.push('errorHandler')
+      throw new Error('errorHandler rejected')
+    },
+  })
+  const ws = await client(t, h.url)
+  const closed = wsClosed(ws)
+  ws.send('x')
+  t.equal((await closed).code, 1011)
+  for (const message of ['route error handler rejected', 'errorHandler rejected']) {
+    const logged = await h.logger.waitFor(call => (call.object.err as Error | undefined)?.message === message)
+    t.same([logged.level, logged.message], ['error', 'websocket error handler failed'], message)
+  }
+  t.same(called, ['route error', 'errorHandler'])
+})
+
+t.test('a route error handler that throws does not keep the errorHandler from running', async t => {
+  const seen: string[] = []
+  const h = await serve(t, {
+    message () { throw new Error('handler') },
+    error () { throw new Error('route error handler threw') },
+  }, {
+    errorHandler (error) { seen.push((error as WebSocketError).code) },
+  })
+  const ws = await client(t, h.url)
+  const closed = wsClosed(ws)
+  ws.send('x')
+  t.equal((await closed).code, 1011)
+  await h.logger.waitFor(call => (call.object.err as Error | undefined)?.message === 'route error handler threw')
+  t.same(seen, ['WS_ERR_HANDLER_FAILED'])
+})
+
+/** Polls a condition every few milliseconds, failing after 5 s. */
+async function waitUntil (condition: () => boolean, what: string): Promise<void> {
+  const started = Date.now()
+  while (!condition()) {
+    if (Date.now() - started > 5000) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+t.test('a client that leaves during an async open: close comes after open, which sees the socket closed', async t => {
+  const order: string[] = []
+  const gate = deferred<void>()
+  const closed = deferred<void>()
+  const room = new Set<unknown>()
+  const h = await serve(t, {
+    async open (socket) {
+      await gate.promise
+      order.push(`open end, readyState ${socket.readyState}`)
+      room.add(socket)
+    },
+    close (socket) {
+      order.push('close')
+      room.delete(socket)
+      closed.resolve()
+    },
+  })
+  const raw = await RawClient.open(h.port)
+  await waitUntil(() => h.accepted.length === 1, 'the socket accepted')
+  const socket = h.accepted[0]!
+  raw.destroy()
+  await waitUntil(() => socket.readyState === ReadyState.CLOSED, 'the socket closed')
+  t.same(order, [], 'nothing before open is done')
+  gate.resolve()
+  await closed.promise
+  t.same(order, [`open end, readyState ${ReadyState.CLOSED}`, 'close'])
+  t.equal(room.size, 0, '"add in open, remove in close" leaves nothing behind')
+  t.equal(h.registry.size, 0)
+})
+
+t.test('shutdown (closeAll) resolves after an async close handler has settled', async t => {
+  const steps: string[] = []
+  const h = await serve(t, {
+    async close () {
+      steps.push('close handler started')
+      await new Promise(resolve => setTimeout(resolve, 50))
+      steps.push('close handler done')
+    },
+  })
+  const ws = await client(t, h.url)
+  const closed = wsClosed(ws)
+  await h.registry.closeAll('bye', 60_000)
+  steps.push('closeAll resolved')
+  t.same((await closed).code, 1001)
+  t.same(steps, ['close handler started', 'close handler done', 'closeAll resolved'])
+})
+
 t.test('log levels: protocol and network errors at debug, others at error', async t => {
   const errors: Error[] = []
   const h = await serve(t, { error (_socket, error) { errors.push(error) } })
