@@ -34,6 +34,19 @@ export interface MessageValidator {
 /** A compiled serializer: fast-json-stringify's, or any Fastify serializer compiler's result. */
 export type MessageSerializer = (data: any) => string
 
+function hasToJSON (value: unknown): value is { toJSON (): unknown } {
+  return typeof value === 'object' && value !== null && typeof (value as { toJSON?: unknown }).toJSON === 'function'
+}
+
+function isJson (text: string): boolean {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** What to do when `__proto__` or `constructor.prototype` keys arrive (secure-json-parse's options, Fastify's `onProtoPoisoning`/`onConstructorPoisoning`). */
 export interface JsonParseOptions {
   /** Default `error`: the message is invalid JSON. `remove` deletes the key. `ignore` keeps it (unsafe). */
@@ -278,16 +291,30 @@ export class MessageCodec<THandler = unknown> {
   encode (value: unknown): string {
     const serialize = this.serialize
     if (serialize === undefined) throw new TypeError('wsroutes: this route has no send schema')
+    // The serializer writes what a value's `toJSON()` returns (an ORM
+    // entity, a Decimal): that is what must match the schema. (Nested
+    // values are validated as they are.)
+    if (hasToJSON(value)) value = value.toJSON()
     if (this.sendValidate !== undefined) {
       const checked = runValidator(this.sendValidate, value)
       if (!checked.ok) throw new InvalidOutboundError('the message does not match the send schema; nothing was sent', checked.cause, checked.issues)
       value = checked.value
     }
+    let text: unknown
     try {
-      return serialize(value)
+      text = serialize(value)
     } catch (cause) {
       throw new InvalidOutboundError(`the message could not be serialized with the send schema: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
     }
+    // A free-form part of the schema (`{}`, `Type.Any()`, `Type.Unknown()`)
+    // is written with JSON.stringify, which gives `undefined` for a
+    // function, a symbol or `undefined`, and the serializer pastes that into
+    // its output: not JSON. A substring search on every send; a parse only
+    // when the word is there (in a string, it is fine).
+    if (typeof text !== 'string' || (text.includes('undefined') && !isJson(text))) {
+      throw new InvalidOutboundError('the message could not be serialized with the send schema: a value has no JSON form (undefined, a function or a symbol in a free-form part); nothing was sent')
+    }
+    return text
   }
 
   /** The `reply` policy's message for an error, in this route's discriminator. */

@@ -52,7 +52,12 @@ export class RouteSocket<TRequest = unknown> extends Connection {
    */
   override send (data: unknown, options?: SendOptions): SendStatus {
     const codec = this.route.codec
-    if (codec !== undefined && codec.encodes) return super.send(codec.encode(data), options)
+    if (codec !== undefined && codec.encodes) {
+      // JSON goes as text, which is what the peer's JSON route accepts
+      // (binary is refused with 1003 there). Bytes go through `sendRaw`.
+      if (options?.binary === true) throw new TypeError('wsroutes: send() on a route with a send schema writes JSON as a text frame; use sendRaw() for a binary frame')
+      return super.send(codec.encode(data))
+    }
     return super.send(data as RawData, options)
   }
 

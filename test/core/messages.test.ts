@@ -335,6 +335,33 @@ t.test('send: validated, then serialized; a mismatch throws and returns nothing 
   t.throws(() => codec({ message: chat }).encode({}), TypeError, 'no send schema')
 })
 
+t.test('send: a value with no JSON form in a free-form part of the schema throws; nothing that is not JSON goes out', async t => {
+  const event = codec({ send: { type: 'object', properties: { type: { const: 'event' }, data: {} }, required: ['type'] } })
+  for (const [what, data] of [['a function', () => 1], ['a symbol', Symbol('s')]] as const) {
+    t.throws(() => event.encode({ type: 'event', data }), { code: 'WS_ERR_INVALID_OUTBOUND', message: /no JSON form/ }, what)
+  }
+  t.throws(() => codec({ send: { type: 'array', items: {} } }).encode([1, undefined]), { code: 'WS_ERR_INVALID_OUTBOUND' }, 'undefined in an array')
+  const anything = codec({ send: {} })
+  t.throws(() => anything.encode(undefined), { code: 'WS_ERR_INVALID_OUTBOUND' }, 'undefined at the root')
+  t.throws(() => anything.encode(() => 1), { code: 'WS_ERR_INVALID_OUTBOUND' }, 'a function at the root')
+  t.equal(event.encode({ type: 'event', data: 'undefined' }), '{"type":"event","data":"undefined"}', 'the word inside a string is JSON')
+  t.equal(event.encode({ type: 'event', data: { undefined: [null] } }), '{"type":"event","data":{"undefined":[null]}}', 'and as a key')
+  t.equal(event.encode({ type: 'event', data: { n: 1 } }), '{"type":"event","data":{"n":1}}')
+})
+
+t.test('send: a value with toJSON() is validated as what the serializer writes, its toJSON()', async t => {
+  const short = codec({ send: { type: 'object', properties: { type: { const: 'said' }, text: { type: 'string', maxLength: 5 } }, required: ['type', 'text'] } })
+  class Said {
+    readonly type = 'said'
+    constructor (readonly text: string, private readonly body: string) {}
+    toJSON (): unknown { return { type: this.type, text: this.body } }
+  }
+  t.throws(() => short.encode(new Said('short', 'x'.repeat(40))), { code: 'WS_ERR_INVALID_OUTBOUND' }, 'its toJSON() breaks maxLength')
+  t.equal(short.encode(new Said('a long text, never written', 'hi')), '{"type":"said","text":"hi"}', 'what it writes matches')
+  const stamp = codec({ send: { type: 'string', minLength: 24 } })
+  t.equal(stamp.encode(new Date(0)), '"1970-01-01T00:00:00.000Z"', 'a Date, as its ISO string')
+})
+
 t.test('runValidator speaks every result a Fastify validator compiler may return', async t => {
   const withValue = Object.assign((data: unknown) => ({ value: { wrapped: data } }), {})
   t.same(runValidator(withValue, 1), { ok: true, value: { wrapped: 1 } })

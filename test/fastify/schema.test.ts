@@ -75,6 +75,11 @@ class Client {
   }
 
   async next (): Promise<string> {
+    return (await this.frame()).data
+  }
+
+  /** The next message with its kind. */
+  async frame (): Promise<{ data: string, binary: boolean }> {
     const deadline = Date.now() + 5000
     while (this.queue.length === 0) {
       if (this.ws.readyState === WebSocket.CLOSED) throw new Error('closed before the next message')
@@ -85,7 +90,7 @@ class Client {
         new Promise(resolve => setTimeout(resolve, 100)),
       ])
     }
-    return this.queue.shift()!.data
+    return this.queue.shift()!
   }
 
   async json (): Promise<any> {
@@ -481,6 +486,28 @@ t.test('sendRaw bypasses the send schema', async t => {
   })
   const client = await Client.open(t, `${url}/raw`)
   t.equal(await client.next(), 'pre-serialized')
+})
+
+t.test('send() on a route with a send schema writes JSON as text: binary: true is a TypeError, nothing sent', async t => {
+  const outcomes: string[] = []
+  const { url } = await build(t, app => {
+    app.ws('/text', {
+      schema: { send: Said },
+      open (socket) {
+        try {
+          socket.send({ type: 'said', from: 'a', text: 'as binary?' }, { binary: true })
+        } catch (error) {
+          outcomes.push(`${(error as Error).name}: ${(error as Error).message}`)
+        }
+        socket.send({ type: 'said', from: 'a', text: 'text' }, { binary: false })
+        socket.sendRaw(Buffer.from('bytes'))
+      },
+    })
+  })
+  const client = await Client.open(t, `${url}/text`)
+  const frames = [await client.frame(), await client.frame()]
+  t.match(outcomes, [/^TypeError: .*sendRaw/])
+  t.same(frames, [{ data: '{"type":"said","from":"a","text":"text"}', binary: false }, { data: 'bytes', binary: true }], 'the JSON as text, raw bytes as binary')
 })
 
 // ----------------------------------------------------- custom compilers
