@@ -38,6 +38,9 @@ function hasToJSON (value: unknown): value is { toJSON (): unknown } {
   return typeof value === 'object' && value !== null && typeof (value as { toJSON?: unknown }).toJSON === 'function'
 }
 
+/** `undefined` where a JSON value would stand: at the start, or after `:`, `,` or `[`, and before `,`, `]`, `}` or the end. */
+const PASTED_UNDEFINED = /(?:^|[:,[])undefined(?:[,\]}]|$)/
+
 function isJson (text: string): boolean {
   try {
     JSON.parse(text)
@@ -310,8 +313,9 @@ export class MessageCodec<THandler = unknown> {
     // is written with JSON.stringify, which gives `undefined` for a
     // function, a symbol or `undefined`, and the serializer pastes that into
     // its output: not JSON. A substring search on every send; a parse only
-    // when the word is there (in a string, it is fine).
-    if (typeof text !== 'string' || (text.includes('undefined') && !isJson(text))) {
+    // when the word stands where a value would (inside a string it is
+    // fine, and the parse tells the two apart).
+    if (typeof text !== 'string' || (text.includes('undefined') && PASTED_UNDEFINED.test(text) && !isJson(text))) {
       throw new InvalidOutboundError('the message could not be serialized with the send schema: a value has no JSON form (undefined, a function or a symbol in a free-form part); nothing was sent')
     }
     return text

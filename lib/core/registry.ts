@@ -11,8 +11,12 @@ export class SocketRegistry {
   private readonly sockets = new SlotList<RouteSocket<any>, 'registrySlot'>('registrySlot')
   private emptied: (() => void) | undefined
   private shuttingDown = false
-  /** Async `close` handlers still running: shutdown waits for them as for the sockets. */
-  private closesRunning = 0
+  /**
+   * Sockets gone whose `close` handler has not yet run (an async `open`
+   * still runs before it) or has not settled (an async one): shutdown waits
+   * for them as for the open sockets.
+   */
+  private closesPending = 0
 
   get size (): number {
     return this.sockets.size
@@ -27,21 +31,32 @@ export class SocketRegistry {
     this.sockets.add(socket)
   }
 
+  /** A socket that left with nothing more to wait for. */
   delete (socket: RouteSocket<any>): void {
     if (this.sockets.remove(socket)) this.settleIfDone()
   }
 
-  /** A socket's async `close` handler, which settles (never rejects): shutdown resolves after it. */
-  waitFor (closing: Promise<void>): void {
-    this.closesRunning++
-    closing.then(() => {
-      this.closesRunning--
-      this.settleIfDone()
-    })
+  /** A socket is gone: no longer listed, but its `close` handler is still to come (`closed`). */
+  leave (socket: RouteSocket<any>): void {
+    if (this.sockets.remove(socket)) this.closesPending++
+  }
+
+  /** The `close` handler of a socket that left has run; `running` is an async one's promise, which never rejects. */
+  closed (running: Promise<void> | undefined): void {
+    if (running !== undefined) {
+      running.then(() => this.closeSettled())
+      return
+    }
+    this.closeSettled()
+  }
+
+  private closeSettled (): void {
+    this.closesPending--
+    this.settleIfDone()
   }
 
   private settleIfDone (): void {
-    if (this.sockets.size === 0 && this.closesRunning === 0 && this.emptied !== undefined) this.emptied()
+    if (this.sockets.size === 0 && this.closesPending === 0 && this.emptied !== undefined) this.emptied()
   }
 
   /**
@@ -60,7 +75,7 @@ export class SocketRegistry {
    * the closing handshakes, terminates whatever is left, and waits (up to
    * `timeout` ms again) for those to close.
    */
-  async closeAll (reason: string, timeout: number, preClose?: PreClose, onError?: (error: unknown) => void): Promise<void> {
+  async closeAll (reason: string, timeout: number, preClose?: PreClose, onError?: ShutdownErrorHandler): Promise<void> {
     this.shuttingDown = true
     if (preClose !== undefined) await this.runPreClose(preClose, timeout, onError)
     // Copies: a socket may leave as soon as it is closed (an in-process one).
@@ -68,20 +83,23 @@ export class SocketRegistry {
       if (socket.readyState === ReadyState.OPEN) socket.close(CloseCodes.GOING_AWAY, reason)
     }
     await this.untilEmpty(timeout)
-    if (this.sockets.size === 0 && this.closesRunning === 0) return
-    for (const socket of this.sockets.items.slice()) socket.terminate()
-    // A destroyed socket's 'close', and with it the socket's `close`
-    // handler, comes in a later tick: wait for them, so that shutdown
-    // resolves after every close handler ran (an async one settled).
-    // Bounded like the handshakes, for a socket whose 'close' never comes
-    // or a handler that never settles.
-    await this.untilEmpty(timeout)
-    if (this.closesRunning > 0) onError?.(new Error(`${this.closesRunning} close handler(s) did not settle within ${timeout} ms of shutdown`))
+    if (this.sockets.size > 0) {
+      for (const socket of this.sockets.items.slice()) socket.terminate()
+      // A destroyed socket's 'close', and with it the socket's `close`
+      // handler, comes in a later tick: wait for them, so that shutdown
+      // resolves after every close handler ran (an async one settled).
+      // Bounded like the handshakes, for a socket whose 'close' never comes
+      // or a handler that never settles.
+      await this.untilEmpty(timeout)
+    }
+    if (this.closesPending > 0) {
+      onError?.(new Error(`${this.closesPending} close handler(s) not settled within ${timeout} ms (or the async open before them); shutdown goes on`), 'close handlers did not settle')
+    }
   }
 
-  /** Resolves once every socket has left and every async `close` handler settled, or after `timeout` ms. */
+  /** Resolves once every socket has left and every `close` handler has run and settled, or after `timeout` ms. */
   private async untilEmpty (timeout: number): Promise<void> {
-    if (this.sockets.size === 0 && this.closesRunning === 0) return
+    if (this.sockets.size === 0 && this.closesPending === 0) return
     let timer: NodeJS.Timeout | undefined
     await new Promise<void>(resolve => {
       this.emptied = resolve
@@ -91,18 +109,21 @@ export class SocketRegistry {
     this.emptied = undefined
   }
 
-  private async runPreClose (preClose: PreClose, timeout: number, onError = (_error: unknown): void => {}): Promise<void> {
+  private async runPreClose (preClose: PreClose, timeout: number, onError: ShutdownErrorHandler = () => {}): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<false>(resolve => { timer = setTimeout(resolve, timeout, false) })
     const settled = (async () => { await preClose(this) })().then(() => true, (error: unknown) => {
-      onError(error)
+      onError(error, 'preClose failed')
       return true
     })
     const inTime = await Promise.race([settled, late])
     clearTimeout(timer)
-    if (!inTime) onError(new Error(`preClose did not settle within ${timeout} ms; closing the sockets anyway`))
+    if (!inTime) onError(new Error(`preClose did not settle within ${timeout} ms; closing the sockets anyway`), 'preClose failed')
   }
 }
 
 /** Called on shutdown before the 1001s, with the sockets still open. */
 export type PreClose = (sockets: Iterable<RouteSocket<any>>) => void | Promise<void>
+
+/** A failure during shutdown, with what failed (the log message). */
+export type ShutdownErrorHandler = (error: unknown, what: string) => void

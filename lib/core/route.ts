@@ -182,14 +182,20 @@ export class RouteRunner<TRequest = unknown> implements ConnectionHandler {
     if (text !== undefined && handler !== undefined) this.runMessage(connection, handler, text, false, false)
   }
 
+  /**
+   * The socket is gone: it leaves the registry at once (its `close` handler
+   * and everyone else's broadcasts no longer see it), but shutdown waits for
+   * its `close` handler, which may still wait for an async `open`.
+   */
+  onGone (connection: RouteSocket<TRequest>): void {
+    this.registry.leave(connection)
+  }
+
   onClose (connection: RouteSocket<TRequest>, code: number, reason: Buffer): void {
     const handler = this.handlers.close
-    if (handler !== undefined) {
-      // An async `close` (saving a session) is waited for at shutdown.
-      const running = this.run(connection, 'close', handler, code, reason.toString())
-      if (running !== undefined) this.registry.waitFor(running)
-    }
-    this.registry.delete(connection)
+    // An async `close` (saving a session) is waited for at shutdown too.
+    const running = handler === undefined ? undefined : this.run(connection, 'close', handler, code, reason.toString())
+    this.registry.closed(running)
   }
 
   onDrain (connection: RouteSocket<TRequest>): void {

@@ -85,8 +85,15 @@ export interface ConnectionOptions {
 export interface ConnectionHandler {
   /** A message; with `lent`, `data` is lent memory, given back with `giveBack(data)` (`lendText`, `lendBinary`). */
   onMessage (connection: Connection, data: Buffer, isBinary: boolean, lent: boolean): void
-  /** Called once, when the TCP connection is gone. `code`: the peer's, 1006 when no close frame was received, or the one a protocol error failed the connection with. */
+  /**
+   * Called once, when the TCP connection is gone, and not before `start()`
+   * (a connection gone earlier is reported by `start()`). `code`: the
+   * peer's, 1006 when no close frame was received, or the one a protocol
+   * error failed the connection with.
+   */
   onClose (connection: Connection, code: number, reason: Buffer): void
+  /** Called once, at once, when the TCP connection is gone, before `start()` too; `onClose` follows. */
+  onGone? (connection: Connection): void
   onPing? (connection: Connection, data: Buffer): void
   onPong? (connection: Connection, data: Buffer): void
   onDrain? (connection: Connection): void
@@ -508,6 +515,7 @@ export class Connection implements FrameHandler, HeartbeatMember {
       this.heartbeat.remove(this)
       this.heartbeat = undefined
     }
+    this.handler.onGone?.(this)
     // Before `start()`, the owner's `open` is still running: `start()`
     // reports the close once it is done, so that a handler's `close` never
     // comes before its `open` has finished.

@@ -389,8 +389,8 @@ export function wsExpress (app: Application, server: HttpServer | HttpsServer, o
   server.on('upgrade', onUpgrade)
 
   function close (): Promise<void> {
-    closing ??= adapter.registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT, options.preClose, error => {
-      adapter.logger.error({ err: error }, 'preClose failed')
+    closing ??= adapter.registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT, options.preClose, (error, what) => {
+      adapter.logger.error({ err: error }, what)
     })
     return closing
   }

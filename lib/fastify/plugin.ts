@@ -326,8 +326,8 @@ const plugin: FastifyPluginCallback<WsPluginOptions> = (fastify, options, done) 
     // Node no longer lists an upgraded socket, so `forceCloseConnections:
     // true` would miss one still waiting behind a response: closed here.
     if (fastify.initialConfig.forceCloseConnections === true) for (const socket of waitingBehindResponses) socket.destroy()
-    await registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT, options.preClose, error => {
-      fastify.log.error({ err: error }, 'wsroutes: preClose failed')
+    await registry.closeAll(shutdownReason, options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT, options.preClose, (error, what) => {
+      fastify.log.error({ err: error }, `wsroutes: ${what}`)
     })
   })
   fastify.addHook('onClose', (_instance, next) => {

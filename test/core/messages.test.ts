@@ -346,6 +346,7 @@ t.test('send: a value with no JSON form in a free-form part of the schema throws
   t.throws(() => anything.encode(() => 1), { code: 'WS_ERR_INVALID_OUTBOUND' }, 'a function at the root')
   t.equal(event.encode({ type: 'event', data: 'undefined' }), '{"type":"event","data":"undefined"}', 'the word inside a string is JSON')
   t.equal(event.encode({ type: 'event', data: { undefined: [null] } }), '{"type":"event","data":{"undefined":[null]}}', 'and as a key')
+  t.equal(event.encode({ type: 'event', data: [':undefined,', 'x'] }), '{"type":"event","data":[":undefined,","x"]}', 'and inside a string where it looks pasted')
   t.equal(event.encode({ type: 'event', data: { n: 1 } }), '{"type":"event","data":{"n":1}}')
 })
 

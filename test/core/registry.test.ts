@@ -118,35 +118,58 @@ t.test('closeAll terminates the sockets that do not answer within the timeout', 
   t.equal(registry.size, 0)
 })
 
-t.test('closeAll resolves only after the async close handlers it was given have settled', async t => {
+t.test('a socket that left is no longer listed, but closeAll waits for its close handler', async t => {
   const registry = new SocketRegistry()
-  const socket = fake(registry, 'async')
+  const socket = fake(registry, 'never')
   const steps: string[] = []
-  const gone = socket.gone.bind(socket)
-  // As the route does at a socket's close: its async close handler is
-  // handed over first, then the socket leaves.
-  socket.gone = () => {
-    registry.waitFor(new Promise<void>(resolve => setTimeout(() => {
+  registry.leave(socket as unknown as RouteSocket)
+  t.equal(registry.size, 0, 'gone from the list at once')
+  t.same([...registry], [])
+  // Its close handler is async, and runs after an async open: both later.
+  setTimeout(() => {
+    registry.closed(new Promise<void>(resolve => setTimeout(() => {
       steps.push('close handler settled')
       resolve()
-    }, 30)))
-    gone()
-  }
+    }, 20)))
+  }, 20)
   await registry.closeAll('bye', 60_000)
   steps.push('closeAll resolved')
   t.same(steps, ['close handler settled', 'closeAll resolved'])
-  t.equal(socket.terminated, 0, 'the socket had answered: nothing to terminate')
+  t.same(socket.closes, [], 'a socket that left is not sent a close')
+  t.equal(socket.terminated, 0)
 })
 
-t.test('closeAll waits for a close handler that never settles up to the timeout, then reports it', async t => {
+t.test('a synchronous close handler: closed() without a promise settles at once', async t => {
   const registry = new SocketRegistry()
-  registry.waitFor(new Promise<void>(() => {}))
-  const errors: unknown[] = []
+  const socket = fake(registry, 'never')
+  registry.leave(socket as unknown as RouteSocket)
+  registry.closed(undefined)
   const started = Date.now()
-  await registry.closeAll('bye', 40, undefined, error => errors.push(error))
-  t.ok(Date.now() - started >= 40, 'waited for it')
+  await registry.closeAll('bye', 60_000)
+  t.ok(Date.now() - started < 60_000, 'nothing left to wait for')
+})
+
+t.test('closeAll waits for a close handler that never settles up to the timeout once, then reports it', async t => {
+  const registry = new SocketRegistry()
+  const socket = fake(registry, 'never')
+  registry.leave(socket as unknown as RouteSocket)
+  registry.closed(new Promise<void>(() => {}))
+  const errors: Array<[unknown, string]> = []
+  const started = Date.now()
+  await registry.closeAll('bye', 250, undefined, (error, what) => errors.push([error, what]))
+  const elapsed = Date.now() - started
+  t.ok(elapsed >= 250, `waited for it (${elapsed} ms)`)
+  t.ok(elapsed < 500, `one timeout, not two: no socket was left to terminate (${elapsed} ms)`)
   t.equal(errors.length, 1)
-  t.match((errors[0] as Error).message, /1 close handler\(s\) did not settle within 40 ms/)
+  t.equal(errors[0][1], 'close handlers did not settle')
+  t.match((errors[0][0] as Error).message, /1 close handler\(s\) not settled within 250 ms/)
+})
+
+t.test('a preClose failure is reported as one', async t => {
+  const registry = new SocketRegistry()
+  const errors: string[] = []
+  await registry.closeAll('bye', 100, () => { throw new Error('goodbye failed') }, (error, what) => errors.push(`${what}: ${(error as Error).message}`))
+  t.same(errors, ['preClose failed: goodbye failed'])
 })
 
 t.test('after closeAll the registry works as before', async t => {

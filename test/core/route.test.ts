@@ -322,6 +322,37 @@ t.test('a client that leaves during an async open: close comes after open, which
   t.equal(h.registry.size, 0)
 })
 
+t.test('a close handler no longer finds its socket in the registry', async t => {
+  const seen = deferred<{ size: number, listed: boolean }>()
+  const h = await serve(t, {
+    close (socket) {
+      seen.resolve({ size: h.registry.size, listed: [...h.registry].includes(socket as RouteSocket<IncomingMessage>) })
+    },
+  })
+  const ws = await client(t, h.url)
+  ws.close(1000)
+  t.same(await seen.promise, { size: 0, listed: false })
+})
+
+t.test('a client that leaves during an async open that never settles: gone from the registry at once; shutdown reports the close handler it could not wait for', async t => {
+  let closes = 0
+  const h = await serve(t, {
+    async open () { await new Promise(() => {}) },
+    close () { closes++ },
+  })
+  const raw = await RawClient.open(h.port)
+  await waitUntil(() => h.accepted.length === 1, 'the socket accepted')
+  raw.destroy()
+  await waitUntil(() => h.registry.size === 0, 'the socket left the registry')
+  const errors: string[] = []
+  const started = Date.now()
+  await h.registry.closeAll('bye', 250, undefined, (_error, what) => errors.push(what))
+  const elapsed = Date.now() - started
+  t.ok(elapsed >= 250 && elapsed < 500, `one closeTimeout, not two (${elapsed} ms)`)
+  t.same(errors, ['close handlers did not settle'])
+  t.equal(closes, 0, 'its close handler never ran: its open never finished')
+})
+
 t.test('shutdown (closeAll) resolves after an async close handler has settled', async t => {
   const steps: string[] = []
   const h = await serve(t, {
