@@ -84,6 +84,8 @@ describe('TypeBox: schema.message and schema.send', () => {
       message (socket, msg) {
         expect(msg).type.toBe<Inbound>()
         expect(socket.send).type.toBeCallableWith('text')
+        expect(socket.send).type.not.toBeCallableWith({ type: 'join', name: 'a' })
+        expect<Parameters<typeof socket.send>[0]>().type.toBe<RawData>()
       },
     })
   })
@@ -171,6 +173,9 @@ describe('routes without schemas', () => {
         expect(socket.send).type.toBeCallableWith('text')
         expect(socket.send).type.toBeCallableWith(Buffer.from('x'))
         expect(socket.send).type.toBeCallableWith(new Uint8Array(2))
+        expect(socket.send).type.not.toBeCallableWith({ type: 'x' })
+        expect(socket.send).type.not.toBeCallableWith(42)
+        expect<Parameters<typeof socket.send>[0]>().type.toBe<RawData>()
         expect(socket).type.toBeAssignableTo<WebSocket<RawData, any>>()
       },
     })
@@ -179,6 +184,8 @@ describe('routes without schemas', () => {
       message (socket, data) {
         expect(data).type.toBe<string | Buffer>()
         expect(socket.request.params.id).type.toBe<string>()
+        expect(socket.send).type.not.toBeCallableWith({ type: 'x' })
+        expect<Parameters<typeof socket.send>[0]>().type.toBe<RawData>()
       },
     })
   })
