@@ -460,14 +460,16 @@ t.test('throwing handlers close their socket with 1011, are logged, and others k
   const errors: string[] = []
   const s = await start(t, app => {
     app.ws('/sync', {
-      message (_socket, data) {
+      message (socket, data) {
         if (data === 'throw') throw new Error('sync failure')
+        if (data === 'ping') socket.send('pong')
       },
     })
     app.ws('/async', {
-      async message (_socket, data) {
+      async message (socket, data) {
         await new Promise(resolve => setImmediate(resolve))
         if (data === 'throw') throw new Error('async failure')
+        if (data === 'ping') socket.send('pong')
       },
     })
     app.ws('/open', {
@@ -491,12 +493,22 @@ t.test('throwing handlers close their socket with 1011, are logged, and others k
 
   bystander.send('still here')
   t.equal(await nextMessage(bystander), 'still here', 'other clients keep working')
-  const again = await open(s.url('/sync'))
-  again.send('fine')
-  again.send('ping')
-  t.equal(again.readyState, WebSocket.OPEN, 'the route keeps accepting')
-  again.close()
+  for (const path of ['/sync', '/async']) {
+    // A reply, not readyState right after send(): a route that closed later
+    // sockets (1011 or otherwise) would still read OPEN at that point.
+    const again = await open(s.url(path))
+    const done = closed(again)
+    again.send('fine')
+    again.send('ping')
+    const reply = await Promise.race([nextMessage(again), done.then(({ code }) => `closed with ${code}`)])
+    t.equal(reply, 'pong', `${path}: the route keeps serving new sockets after a failure`)
+    t.equal(again.readyState, WebSocket.OPEN, `${path}: and keeps them open`)
+    again.close(1000)
+    t.equal((await done).code, 1000, `${path}: the client's close completes normally`)
+  }
+  const bystanderDone = closed(bystander)
   bystander.close()
+  await bystanderDone
   t.same(errors, ['WS_ERR_HANDLER_FAILED', 'WS_ERR_HANDLER_FAILED', 'WS_ERR_HANDLER_FAILED'], 'the errorHandler option sees each failure')
 })
 
