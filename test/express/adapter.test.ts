@@ -548,21 +548,35 @@ t.test('a client that leaves while middleware runs is dropped, without a 101 or 
   let opened = false
   let reachedRoute!: () => void
   const reached = new Promise<void>(resolve => { reachedRoute = resolve })
+  let requestClosed!: () => void
+  const requestClose = new Promise<void>(resolve => { requestClosed = resolve })
+  let letMiddlewareFinish!: () => void
+  const middlewareMayFinish = new Promise<void>(resolve => { letMiddlewareFinish = resolve })
+  let routeRan!: () => void
+  const routeDone = new Promise<void>(resolve => { routeRan = resolve })
   const closes: string[] = []
   const s = await start(t, app => {
     app.ws('/slow', async (req, _res, next) => {
       // What middleware watching for a client that left listens to.
-      req.once('close', () => closes.push(`request closed, destroyed: ${String(req.destroyed)}`))
+      req.once('close', () => {
+        closes.push(`request closed, destroyed: ${String(req.destroyed)}`)
+        requestClosed()
+      })
       reachedRoute()
-      await new Promise(resolve => setTimeout(resolve, 50))
+      // Held until the server has seen the client leave, however long that takes.
+      await middlewareMayFinish
+      // Express calls the route's own handler (the handshake) from next(), synchronously.
       next()
+      routeRan()
     }, { open () { opened = true } })
   })
   const client = new WebSocket(s.url('/slow'))
   client.on('error', () => {})
   await reached
   client.terminate()
-  await new Promise(resolve => setTimeout(resolve, 100))
+  await requestClose
+  letMiddlewareFinish()
+  await routeDone
   t.equal(opened, false)
   t.equal(s.ws.clients.size, 0)
   t.same(closes, ['request closed, destroyed: true'])
