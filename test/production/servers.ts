@@ -129,16 +129,8 @@ export async function serve (t: Teardown, kind: Kind, routes: RouteSpec[], optio
   }
 }
 
-export const delay = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
-/** Resolves when `predicate()` holds (polled every few ms); rejects after `ms`. */
-export async function until (predicate: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await delay(2)
-  }
-}
+// Shared with the other suites (test/helpers/wait.ts); `until` is its name here.
+export { delay, waitUntil as until } from '../helpers/wait.js'
 
 // ------------------------------------------------------------ a reader that can stop reading
 
