@@ -523,8 +523,12 @@ t.test('an upgrade accepted after closeAll began is refused with 503', async t =
 t.test('a client reset while the upgrade waits does not crash; the socket ends as 1006', async t => {
   const gone = deferred<void>()
   const closed = deferred<number>()
+  let destroyedAtAccept: boolean | undefined
   const h = await serve(t, { close (_socket, code) { closed.resolve(code) } }, {
-    async beforeAccept () { await gone.promise },
+    async beforeAccept (request) {
+      await gone.promise
+      destroyedAtAccept = request[kUpgrade]!.socket.destroyed
+    },
   })
   const raw = await RawClient.connect(h.port)
   raw.write(upgradeRequest())
@@ -532,15 +536,48 @@ t.test('a client reset while the upgrade waits does not crash; the socket ends a
   raw.socket.resetAndDestroy()
   await raw.closed
   gone.resolve()
-  // The server reads nothing while it waits, so it may only learn of the
-  // reset when it writes the 101: then the connection reports 1006.
   const socket = await new Promise<RouteSocket<IncomingMessage> | undefined>(resolve => {
     const poll = (): void => { h.accepted.length > 0 ? resolve(h.accepted[0]) : setImmediate(poll) }
     poll()
   })
-  if (socket !== undefined) t.equal(await closed.promise, 1006, 'accepted, then closed as 1006')
-  else t.pass('refused at accept')
+  // Only one outcome is possible here. Client and server share this event
+  // loop: the client's 'close' (raw.closed) comes in the same turn as its
+  // reset, and the microtasks it starts (gone, beforeAccept, accept) run
+  // before the loop polls the server's socket again. So accept always writes
+  // the 101 before the server has read the reset; the connection then
+  // learns of it and reports 1006. destroyedAtAccept checks that order; the
+  // next test covers the other one.
+  t.equal(destroyedAtAccept, false, 'the server had not read the reset when accept ran')
+  t.not(socket, undefined, 'accepted')
+  t.equal(await closed.promise, 1006, 'then closed as 1006')
   await new Promise(resolve => setImmediate(resolve))
+  t.equal(h.registry.size, 0)
+})
+
+t.test('a client reset the server saw before accept is refused there, without a close', async t => {
+  const closes: number[] = []
+  const opens: unknown[] = []
+  const h = await serve(t, { open (socket) { opens.push(socket) }, close (_socket, code) { closes.push(code) } }, {
+    async beforeAccept (request) {
+      // Read the socket, so the reset is seen (and the socket destroyed) before accept.
+      const socket = request[kUpgrade]!.socket
+      const gone = new Promise(resolve => socket.once('close', resolve))
+      socket.resume()
+      await gone
+    },
+  })
+  const raw = await RawClient.connect(h.port)
+  raw.write(upgradeRequest())
+  await new Promise<void>(resolve => raw.socket.write('', () => resolve()))
+  raw.socket.resetAndDestroy()
+  await raw.closed
+  await new Promise<void>(resolve => {
+    const poll = (): void => { h.accepted.length > 0 ? resolve() : setImmediate(poll) }
+    poll()
+  })
+  t.same(h.accepted, [undefined], 'refused at accept')
+  t.same(opens, [], 'open never ran')
+  t.same(closes, [], 'no close for a socket that never opened')
   t.equal(h.registry.size, 0)
 })
 
