@@ -16,6 +16,7 @@ import { beginUpgrade, kUpgrade, type UpgradeRequest } from '../../lib/core/upgr
 import { ReadyState, SendStatus } from '../../lib/engine/connection.js'
 import { WebSocketError } from '../../lib/engine/errors.js'
 import { Op, RawClient, clientFrame, closePayload, closeWs, deferred, nextMessage, openWs, portOf, upgradeRequest, wsClosed, type Teardown } from '../interop/helpers.js'
+import { waitUntil } from '../helpers/wait.js'
 
 interface LogCall { level: 'error' | 'warn' | 'debug', object: { err?: unknown }, message: string }
 
@@ -117,8 +118,10 @@ t.test('accept: 101, handler arguments, registry membership', async t => {
 t.test('an async open holds back every frame, early ones included, in order', async t => {
   const events: string[] = []
   const gate = deferred<void>()
+  let serverSide!: Socket
   const h = await serve(t, {
     async open (socket) {
+      serverSide = (socket as RouteSocket<IncomingMessage>).socket
       events.push('open start')
       await gate.promise
       events.push('open end')
@@ -136,9 +139,10 @@ t.test('an async open holds back every frame, early ones included, in order', as
   t.equal((await raw.head()).status, 101)
   raw.send(Op.TEXT, 'three')
   raw.send(Op.TEXT, 'four')
-  // Let the frames reach the server while open is still pending.
+  // Every byte the client sent has been read by the server's socket (and
+  // held there) while open is still pending.
   await new Promise<void>(resolve => raw.socket.write('', () => resolve()))
-  await new Promise(resolve => setTimeout(resolve, 20))
+  await waitUntil(() => serverSide.bytesRead === raw.socket.bytesWritten, 'the server to read the frames')
   t.same(events, ['open start'], 'nothing is delivered while open runs')
   gate.resolve()
   t.equal((await raw.nextFrame()).payload.toString(), 'ready')
@@ -282,15 +286,6 @@ t.test('a route error handler that throws does not keep the errorHandler from ru
   await h.logger.waitFor(call => (call.object.err as Error | undefined)?.message === 'route error handler threw')
   t.same(seen, ['WS_ERR_HANDLER_FAILED'])
 })
-
-/** Polls a condition every few milliseconds, failing after 5 s. */
-async function waitUntil (condition: () => boolean, what: string): Promise<void> {
-  const started = Date.now()
-  while (!condition()) {
-    if (Date.now() - started > 5000) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
 
 t.test('a client that leaves during an async open: close comes after open, which sees the socket closed', async t => {
   const order: string[] = []
@@ -605,8 +600,10 @@ t.test('a close frame from the client during an async open is answered after ope
   const order: string[] = []
   const gate = deferred<void>()
   const closed = deferred<void>()
+  let serverSide!: Socket
   const h = await serve(t, {
-    async open () {
+    async open (socket) {
+      serverSide = (socket as RouteSocket<IncomingMessage>).socket
       await gate.promise
       order.push('open end')
     },
@@ -618,7 +615,10 @@ t.test('a close frame from the client during an async open is answered after ope
   const raw = await RawClient.open(h.port)
   t.teardown(() => raw.destroy())
   raw.send(Op.CLOSE, closePayload(4100, 'early'))
-  await new Promise(resolve => setTimeout(resolve, 20))
+  // The close frame is in the server's hands before open ends.
+  await new Promise<void>(resolve => raw.socket.write('', () => resolve()))
+  await waitUntil(() => serverSide.bytesRead === raw.socket.bytesWritten, 'the server to read the close frame')
+  t.same(order, [], 'open is still running')
   gate.resolve()
   t.same(await raw.nextClose(), { code: 4100, reason: '' })
   await closed.promise
