@@ -119,6 +119,7 @@ t.test('a schema mismatch carries the validator errors; bad JSON its SyntaxError
     t.notMatch(secret.error.message, /password|hunter/)
   } else t.fail('decoded')
   const positioned = c.decode(text('{"a": 1,}'), false)
+  t.equal(positioned.ok, false, 'a trailing comma is refused')
   if (!positioned.ok) t.match((positioned.error.cause as Error).message, /^not valid JSON( at position \d+)?$/)
 
   const binary = c.decode(Buffer.from([1, 2, 3]), true)
