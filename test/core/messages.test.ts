@@ -1,11 +1,11 @@
 /**
- * lib/core/messages.ts without a framework: the codec compiled with Ajv and
- * fast-json-stringify directly (as the Express adapter does), fed Buffers as
- * the engine delivers them, acting on a recording socket.
+ * lib/core/messages.ts without a framework: the codec compiled with the
+ * Express adapter's own compilers (lib/express/schemas.ts: Ajv and
+ * fast-json-stringify, no framework), fed Buffers as the engine delivers
+ * them, acting on a recording socket.
  */
 import t from 'tap'
-import { Ajv } from 'ajv'
-import fastJson from 'fast-json-stringify'
+import { Ajv, type Options as AjvOptions } from 'ajv'
 import {
   INVALID_MESSAGE_CLOSE_CODES,
   InvalidMessageError,
@@ -18,18 +18,17 @@ import {
   type InvalidMessagePolicy,
   type InvalidMessageTarget,
   type MessageSchemaSpec,
-  type MessageValidator,
   type SchemaCompilers,
 } from '../../lib/core/messages.js'
 import { ErrorCodes } from '../../lib/engine/errors.js'
+import { DEFAULT_AJV_OPTIONS, ajvCompilers, createAjv } from '../../lib/express/schemas.js'
 
-/** Fastify's default Ajv options. */
-function ajvCompilers (options: ConstructorParameters<typeof Ajv>[0] = {}): SchemaCompilers {
-  const ajv = new Ajv({ coerceTypes: 'array', useDefaults: true, removeAdditional: true, allErrors: false, ...options })
-  return {
-    validator: schema => ajv.compile(schema as object) as MessageValidator,
-    serializer: schema => fastJson(schema as Parameters<typeof fastJson>[0]),
-  }
+/**
+ * The Express adapter's own compilers (Ajv with Fastify's default options,
+ * fast-json-stringify), optionally with some Ajv options changed.
+ */
+function adapterCompilers (options?: AjvOptions): SchemaCompilers {
+  return ajvCompilers(options === undefined ? createAjv() : new Ajv({ ...DEFAULT_AJV_OPTIONS, ...options }))
 }
 
 class FakeSocket implements InvalidMessageTarget {
@@ -60,7 +59,7 @@ const said = {
   additionalProperties: false,
 }
 
-function codec (spec: MessageSchemaSpec<string>, compilers = ajvCompilers()): MessageCodec<string> {
+function codec (spec: MessageSchemaSpec<string>, compilers = adapterCompilers()): MessageCodec<string> {
   return compileMessageCodec(spec, compilers)
 }
 
@@ -132,7 +131,7 @@ t.test('the validator options apply: Fastify\'s defaults strip extra properties 
   const stripped = c.decode(text({ type: 'say', text: 'hi', admin: true }), false)
   t.same(stripped, { ok: true, value: { type: 'say', text: 'hi' }, handler: undefined })
 
-  const strict = codec({ message: chat }, ajvCompilers({ removeAdditional: false, coerceTypes: false }))
+  const strict = codec({ message: chat }, adapterCompilers({ removeAdditional: false, coerceTypes: false }))
   const refused = strict.decode(text({ type: 'say', text: 'hi', admin: true }), false)
   t.equal(refused.ok, false)
   if (!refused.ok) t.equal(refused.error.validation?.[0]?.keyword, 'additionalProperties')
@@ -305,7 +304,12 @@ t.test('a hook decides, acts itself, or fails', async t => {
 
 t.test('a message nested deeper than a recursive schema\'s validator can follow is refused as a mismatch', async t => {
   const tree = { $id: 'tree', type: 'object', properties: { child: { $ref: 'tree' } } }
-  const c = codec({ message: tree })
+  // With Fastify's Ajv options (addUsedSchema: false) a schema's $ref to its
+  // own $id resolves once it is added to the instance, as in Fastify itself
+  // (inline, Fastify refuses to build it too); the compilers then find it by $id.
+  const ajv = createAjv()
+  ajv.addSchema(tree)
+  const c = codec({ message: tree }, ajvCompilers(ajv))
   let deep = '{}'
   for (let i = 0; i < 20_000; i++) deep = `{"child":${deep}}`
   const decoded = c.decode(Buffer.from(deep), false)
@@ -327,7 +331,7 @@ t.test('send: validated, then serialized; a mismatch throws and returns nothing 
   const error = t.throws(() => c.encode({ type: 'said', from: 'a' })) as InvalidOutboundError
   t.equal(error.validation?.[0]?.keyword, 'required')
 
-  const strict = codec({ send: said }, ajvCompilers({ removeAdditional: false }))
+  const strict = codec({ send: said }, adapterCompilers({ removeAdditional: false }))
   t.throws(() => strict.encode({ type: 'said', from: 'a', text: 'b', secret: 1 }), { code: 'WS_ERR_INVALID_OUTBOUND' }, 'extra properties are refused by a strict validator')
   t.equal(c.encode({ type: 'said', from: 'a', text: 'b', secret: 1 }), '{"type":"said","from":"a","text":"b"}', 'and never serialized by the default one')
 
