@@ -10,6 +10,7 @@ import { ReadyState, SendStatus, type CloseCode } from '../../lib/engine/index.j
 import { Op, binary, close, frame, text } from '../helpers/frames.js'
 import { RawClient, closeOf, delay, startServer, until, upgradeRequest } from '../helpers/server.js'
 import type { TestContext } from '../helpers/tap.js'
+import { waitUntil } from '../helpers/wait.js'
 
 async function openWs (t: TestContext, port: number, protocols?: string[]): Promise<WebSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`, protocols)
@@ -139,34 +140,38 @@ function deferred (): { promise: Promise<void>, resolve: () => void } {
 
 for (const directReads of [false, true]) {
   t.test(`an async open: frames wait for start(), and a peer that leaves first is reported once, after start() (directReads ${String(directReads)})`, async t => {
-    const gates: Array<() => void> = []
-    const server = await startServer(t, {
-      beforeStart: () => {
-        const gate = deferred()
-        gates.push(gate.resolve)
-        return gate.promise
-      },
-      connection: { directReads },
-    })
+    // Each connection's open ends when the test says so, not after a delay.
+    const openDone: Array<() => void> = []
+    const server = await startServer(t, { beforeStart: () => new Promise<void>(resolve => openDone.push(resolve)), connection: { directReads } })
     const client = await RawClient.open(t, server.port)
     const { connection, handler } = await server.next()
     client.send(text('sent before start'))
-    await delay(20)
+    await new Promise<void>(resolve => client.socket.write('', () => resolve()))
+    // The frame has reached the server's socket (its stream buffers it) while open is pending.
+    await waitUntil(() => connection.socket.bytesRead === client.socket.bytesWritten, 'the server to read the frame')
     t.equal(handler.of('message').length, 0, 'not read before start()')
-    gates[0]()
+    openDone[0]()
     const [message] = await handler.waitFor('message')
     t.equal(message.data.toString(), 'sent before start', 'delivered once started')
     t.equal(connection.readyState, ReadyState.OPEN)
 
     const gone = await RawClient.open(t, server.port)
     const second = await server.next()
+    let started!: () => void
+    const startRan = new Promise<void>(resolve => { started = resolve })
+    const start = second.connection.start.bind(second.connection)
+    second.connection.start = head => {
+      start(head)
+      started()
+    }
     gone.socket.destroy()
     await until(second.connection.socket, 'close', () => second.connection.readyState === ReadyState.CLOSED, 'the socket closed')
     t.equal(second.connection.readyState, ReadyState.CLOSED, 'closed while open was still pending: the owner can see it')
     t.equal(second.handler.of('close').length, 0, 'but its close is held while open runs')
-    gates[1]()
+    openDone[1]()
+    await startRan
     const closes = await second.handler.waitFor('close')
-    t.same(closes.map(c => c.code), [1006], 'reported once open is done')
+    t.same(closes.map(c => c.code), [1006], 'reported once open is done, by start()')
     await delay(20)
     t.equal(second.handler.of('close').length, 1, 'and only once')
   })
