@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { Connection, checkUpgradeRequest, acceptResponse, type ConnectionHandler } from '../../lib/engine/index.js'
 import { watchIdle } from '../../lib/engine/heartbeat.js'
+import { waitUntil } from '../helpers/wait.js'
 
 interface Seen { closes: number[], errors: string[], pings: number }
 
@@ -17,6 +18,11 @@ async function startServer (t: Test, idleTimeout: number, onConnection?: (connec
     onError (_connection, error) { seen.errors.push((error as { code?: string }).code ?? error.message) },
   }
   const server = http.createServer()
+  const sockets = new Set<net.Socket>()
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
   server.on('upgrade', (request, socket, head) => {
     const check = checkUpgradeRequest(request)
     if (!check.ok) return socket.destroy()
@@ -27,13 +33,14 @@ async function startServer (t: Test, idleTimeout: number, onConnection?: (connec
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  t.teardown(() => { server.close() })
+  t.teardown(async () => {
+    // Upgraded sockets keep server.close() waiting: end them, then wait for the close.
+    for (const socket of sockets) socket.destroy()
+    await new Promise(resolve => server.close(resolve))
+  })
   return { port: (server.address() as net.AddressInfo).port, seen }
 }
 
-async function until (predicate: () => boolean): Promise<void> {
-  while (!predicate()) await new Promise(resolve => setTimeout(resolve, 5))
-}
 
 /** A client that completes the handshake and then never answers anything. */
 async function silentClient (port: number): Promise<{ socket: net.Socket, received: Buffer[] }> {
@@ -64,7 +71,7 @@ t.test('a peer that only reads (each drain of our writes) counts as alive', { ti
   const { port, seen } = await startServer(t, 0.2, connection => connections.push(connection))
   const { socket } = await silentClient(port)
   t.teardown(() => socket.destroy())
-  await until(() => connections.length === 1)
+  await waitUntil(() => connections.length === 1, 'the connection')
   // What a download to a slow reader looks like on our side: 'drain' after
   // 'drain', and nothing inbound (its pong waits behind the download).
   const draining = setInterval(() => connections[0].socket.emit('drain'), 40)
