@@ -6,10 +6,10 @@
  */
 export const delay = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
-/** Resolves when `predicate()` holds (polled every few ms); rejects after `ms`. */
-export async function waitUntil (predicate: () => boolean, what: string, ms = 5000): Promise<void> {
+/** Resolves when `predicate()` holds (polled every few ms; it may be async); rejects after `ms`. */
+export async function waitUntil (predicate: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await delay(2)
   }
