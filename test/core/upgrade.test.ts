@@ -16,6 +16,7 @@ import { wsExpress } from '../../lib/express/index.js'
 import { beginUpgrade, kUpgrade, refuseUpgrade, type PendingUpgrade, type UpgradeRequest } from '../../lib/core/upgrade.js'
 import { acceptKey, acceptResponse, LINGER_MS } from '../../lib/engine/handshake.js'
 import { KEY, Op, RawClient, clientFrame, deferred, portOf, upgradeRequest } from '../interop/helpers.js'
+import { waitUntil } from '../helpers/wait.js'
 
 interface Seen {
   request: UpgradeRequest
@@ -230,9 +231,10 @@ function streamSlowly (response: http.ServerResponse): void {
   body.pipe(response)
 }
 
-/** A TCP client that keeps every byte it receives, and waits for a condition on them. */
-async function pipelining (port: number): Promise<{ socket: net.Socket, received: () => string, until: (test: (text: string) => boolean) => Promise<string> }> {
+/** A TCP client that keeps every byte it receives, and waits for a condition on them; destroyed at teardown. */
+async function pipelining (t: { teardown (fn: () => unknown): void }, port: number): Promise<{ socket: net.Socket, received: () => string, until: (test: (text: string) => boolean) => Promise<string> }> {
   const socket = net.connect(port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
   await once(socket, 'connect')
   let bytes = ''
   const waiters = new Set<() => void>()
@@ -261,7 +263,7 @@ const plainRequest = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: lo
 
 t.test('an upgrade pipelined behind a request is answered after that request, in order', async t => {
   for (const { kind, port } of await serveBoth(t, 30)) {
-    const client = await pipelining(port)
+    const client = await pipelining(t, port)
     // One write: Node parses both heads at once and emits 'upgrade' while /slow is still running.
     client.socket.write(Buffer.concat([Buffer.from(plainRequest('/slow') + plainRequest('/slow')), upgradeRequest({ path: '/ws' })]))
     const text = await client.until(bytes => {
@@ -286,7 +288,7 @@ t.test('an upgrade pipelined behind a request is answered after that request, in
 
 t.test('an upgrade behind a response that closes the connection is dropped, and the server goes on', async t => {
   for (const { kind, port } of await serveBoth(t, 10)) {
-    const client = await pipelining(port)
+    const client = await pipelining(t, port)
     client.socket.write(Buffer.concat([Buffer.from(plainRequest('/slow?close')), upgradeRequest({ path: '/ws' })]))
     await once(client.socket, 'close')
     t.match(client.received(), /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nslow answer$/i, `${kind}: only the first answer, then the end`)
@@ -298,7 +300,7 @@ t.test('an upgrade behind a response that closes the connection is dropped, and 
 
 t.test('a client gone while its upgrade waits behind a response crashes nothing', async t => {
   for (const { kind, port } of await serveBoth(t, 50)) {
-    const client = await pipelining(port)
+    const client = await pipelining(t, port)
     client.socket.write(Buffer.concat([Buffer.from(plainRequest('/slow')), upgradeRequest({ path: '/ws' })]))
     await new Promise(resolve => setTimeout(resolve, 10))
     client.socket.destroy()
@@ -327,10 +329,13 @@ t.test('a refused client that never closes its side is disconnected after the li
       socket.write(request)
       await once(socket, 'end')
       t.match(answer, /^HTTP\/1\.1 (404|400) /, `${kind}, ${what}: answered, then the server's FIN`)
+      const answered = Date.now()
       t.equal(await connections(), 1, `${kind}, ${what}: the server still lingers`)
-      await new Promise(resolve => setTimeout(resolve, LINGER_MS + 300))
-      // The client is left in CLOSE_WAIT, which only its own close ends; the server's socket is gone.
-      t.equal(await connections(), 0, `${kind}, ${what}: the server's socket is closed after ${LINGER_MS} ms, not kept`)
+      // The client is left in CLOSE_WAIT, which only its own close ends; the server's socket goes.
+      await waitUntil(async () => await connections() === 0, `${kind}, ${what}: the server to close its socket`, LINGER_MS + 5000)
+      t.equal(await connections(), 0, `${kind}, ${what}: the server's socket is closed, not kept`)
+      // Measured from the client's side of the answer, so loosely: a lower bound that still tells a linger from a close soon after the answer.
+      t.ok(Date.now() - answered >= LINGER_MS / 2, `${kind}, ${what}: after the linger time (${Date.now() - answered} ms, linger ${LINGER_MS} ms)`)
     }
   }
 })
@@ -345,11 +350,12 @@ t.test('a client gone before the answer: the handshake deadline no longer holds 
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   t.teardown(() => new Promise(resolve => server.close(resolve)))
-  for (const leave of ['FIN', 'reset'] as const) {
+  for (const [index, leave] of (['FIN', 'reset'] as const).entries()) {
     const client = await RawClient.connect(portOf(server))
+    t.teardown(() => client.destroy())
     client.write(upgradeRequest())
-    await new Promise(resolve => setTimeout(resolve, 20))
-    const upgrade = pending.at(-1)!
+    await waitUntil(() => pending.length === index + 1, 'the upgrade to reach the server')
+    const upgrade = pending[index]
     t.ok((upgrade as unknown as { timer?: unknown }).timer !== undefined, 'a deadline while the hooks run')
     if (leave === 'FIN') client.socket.end()
     else client.socket.resetAndDestroy()
@@ -363,6 +369,7 @@ t.test('a client that leaves while its upgrade waits behind a streamed response 
   for (const { kind, port } of await serveBoth(t, 0)) {
     for (const leave of ['FIN', 'reset'] as const) {
       const socket = net.connect({ port, host: '127.0.0.1' })
+      t.teardown(() => socket.destroy())
       socket.on('error', () => {})
       await once(socket, 'connect')
       socket.write(Buffer.concat([Buffer.from(plainRequest('/stream')), upgradeRequest({ path: '/ws' })]))
@@ -388,7 +395,7 @@ t.test('the wait behind an earlier response counts toward handshakeTimeout; that
   app.ws('/ws', { open () {} })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
-  const client = await pipelining((app.server.address() as AddressInfo).port)
+  const client = await pipelining(t, (app.server.address() as AddressInfo).port)
   client.socket.write(Buffer.concat([Buffer.from(plainRequest('/slow')), upgradeRequest({ path: '/ws' })]))
   await once(client.socket, 'close')
   const text = client.received()
@@ -398,13 +405,20 @@ t.test('the wait behind an earlier response counts toward handshakeTimeout; that
 
 t.test('forceCloseConnections: true also closes an upgrade waiting behind a response that never finishes', async t => {
   const app = Fastify({ forceCloseConnections: true })
+  // Closed here on a failure too; the test's own close below is what it checks.
+  t.teardown(() => app.close())
   await app.register(wsroutes)
-  app.get('/hang', () => new Promise(() => {}))
+  let hanging = 0
+  app.get('/hang', () => {
+    hanging++
+    return new Promise(() => {})
+  })
   app.ws('/ws', { open () {} })
   await app.listen({ host: '127.0.0.1', port: 0 })
-  const client = await pipelining((app.server.address() as AddressInfo).port)
+  const client = await pipelining(t, (app.server.address() as AddressInfo).port)
   client.socket.write(Buffer.concat([Buffer.from(plainRequest('/hang')), upgradeRequest({ path: '/ws' })]))
-  await new Promise(resolve => setTimeout(resolve, 50))
+  // The request reached its handler; the upgrade, read with it, waits behind it.
+  await waitUntil(() => hanging === 1, 'the /hang request to reach its handler')
   const started = Date.now()
   await Promise.all([app.close(), once(client.socket, 'close')])
   t.ok(Date.now() - started < 1000, `app.close() and the socket closed in ${Date.now() - started} ms`)
@@ -414,7 +428,11 @@ t.test('forceCloseConnections: true also closes an upgrade waiting behind a resp
 t.test('while an upgrade waits behind a response, the socket behaves as under Node: drain, the client FIN, the socket timeout', async t => {
   const app = Fastify({ connectionTimeout: 400 })
   await app.register(wsroutes, { handshakeTimeout: 0 })
-  app.get('/hang', () => new Promise(() => {}))
+  let hanging = 0
+  app.get('/hang', () => {
+    hanging++
+    return new Promise(() => {})
+  })
   app.get('/big', (_request, reply) => {
     let left = 256
     return reply.send(new Readable({ read () { this.push(left-- > 0 ? Buffer.alloc(64 * 1024, 7) : null) } }))
@@ -426,23 +444,24 @@ t.test('while an upgrade waits behind a response, the socket behaves as under No
   const connections = (): Promise<number> => new Promise((resolve, reject) => app.server.getConnections((error, count) => error === null ? resolve(count) : reject(error)))
 
   // A streamed response larger than the socket's buffers needs 'drain' to go on.
-  const big = await pipelining(port)
+  const big = await pipelining(t, port)
   big.socket.write(Buffer.concat([Buffer.from(plainRequest('/big')), upgradeRequest({ path: '/ws' })]))
   const text = await big.until(bytes => bytes.includes('\x81\x04open'))
   t.ok(text.indexOf('HTTP/1.1 101') > 16 * 1024 * 1024, 'the whole 16 MiB, then the 101 and the open message')
   big.socket.destroy()
 
   // The client's FIN ends the connection.
-  const leaving = await pipelining(port)
+  const leaving = await pipelining(t, port)
   leaving.socket.write(Buffer.concat([Buffer.from(plainRequest('/hang')), upgradeRequest({ path: '/ws' })]))
-  await new Promise(resolve => setTimeout(resolve, 50))
+  // The request reached its handler; the upgrade, read with it, waits behind it.
+  await waitUntil(() => hanging === 1, 'the /hang request to reach its handler')
   leaving.socket.end()
   await once(leaving.socket, 'close')
-  await new Promise(resolve => setTimeout(resolve, 50))
+  await waitUntil(async () => await connections() === 0, 'the server to close the connection')
   t.equal(await connections(), 0, 'a FIN closes it')
 
   // The server's socket timeout still hangs up.
-  const idle = await pipelining(port)
+  const idle = await pipelining(t, port)
   idle.socket.write(Buffer.concat([Buffer.from(plainRequest('/hang')), upgradeRequest({ path: '/ws' })]))
   const started = Date.now()
   await once(idle.socket, 'close')
