@@ -3,8 +3,11 @@
  * client of `injectWS` is made of. A client reads unmasked server frames and
  * fails the connection on a masked one (RFC 6455 §5.1: "A client MUST close
  * a connection if it detects a masked frame", WS_ERR_UNEXPECTED_MASK, 1002).
- * Every case is fed whole, cut at every byte boundary and one byte at a
- * time, as in parser.test.ts; the frames come from test/helpers/frames.ts
+ * Every case is fed whole, split in two and one byte at a time, as in
+ * parser.test.ts: inputs up to 4 KiB are split at every byte boundary; larger
+ * ones at every byte of each frame header and the payload's first word, at
+ * every alignment (mod 8) of 64 points spread through the payload, and in
+ * the last 16 bytes (see `cuts`). The frames come from test/helpers/frames.ts
  * (`mask: false` for server frames).
  */
 import t from 'tap'
@@ -41,33 +44,70 @@ function parse (chunks: Buffer[], options: Partial<ParserOptions> = {}): Event[]
   return recorder.events
 }
 
-/** Where to cut: everywhere in small inputs; in large ones the header's bytes, every 4093rd and the last 16. */
-function cuts (length: number): number[] {
-  const all: number[] = []
-  for (let i = 1; i < length; i++) {
-    if (length <= 4096 || i <= 16 || i % 4093 === 0 || i >= length - 16) all.push(i)
+/** Inputs up to this size are split at every byte boundary. */
+const EVERY_CUT_UP_TO = 4096
+/** Points spread through a large payload, each cut at its 8 alignments. */
+const SPREAD_POINTS = 64
+
+/**
+ * Where to split `bytes` in two: everywhere in small inputs. In large ones:
+ * every byte of each frame's header and of its payload's first 8 bytes (the
+ * frames found by walking the headers; the first 16 bytes if they do not
+ * walk), 8 consecutive cuts (every alignment mod 8, so every phase of the
+ * mask key and of word-wide loops) at each of 64 points spread through each
+ * payload, and the last 16 bytes.
+ */
+function cuts (bytes: Buffer): number[] {
+  const length = bytes.length
+  const all = new Set<number>()
+  const add = (i: number): void => { if (i > 0 && i < length) all.add(i) }
+  if (length <= EVERY_CUT_UP_TO) {
+    for (let i = 1; i < length; i++) all.add(i)
+    return [...all]
   }
-  return all
+  let at = 0
+  while (at < length) {
+    const parsed = parseServerFrame(bytes, at)
+    if (parsed === null) {
+      for (let i = at; i <= at + 16; i++) add(i)
+      break
+    }
+    const payloadAt = at + parsed.headerLength
+    for (let i = at; i <= payloadAt + 8; i++) add(i)
+    const payloadLength = parsed.length - parsed.headerLength
+    if (payloadLength > 16) {
+      for (let k = 1; k <= SPREAD_POINTS; k++) {
+        const point = payloadAt + Math.floor(k * payloadLength / (SPREAD_POINTS + 1))
+        const aligned = point - (point % 8)
+        for (let i = aligned; i < aligned + 8; i++) add(i)
+      }
+    }
+    at += parsed.length
+  }
+  for (let i = length - 16; i < length; i++) add(i)
+  return [...all].sort((a, b) => a - b)
 }
 
 const same = (a: Event[], b: Event[]): boolean => JSON.stringify(a) === JSON.stringify(b)
 
 /**
- * Whole, split in two at every byte boundary (a sample of them in inputs
- * over 4 KiB), one byte at a time: each way must give `expected`.
+ * Whole, split in two at each of `cuts(bytes)` (every byte boundary up to
+ * 4 KiB), one byte at a time: each way must give `expected`.
  */
 function expectEvents (t: TestContext, bytes: Buffer, expected: Event[], options?: Partial<ParserOptions>): void {
   t.same(parse([Buffer.from(bytes)], options), expected, 'whole input')
   const mismatches: string[] = []
-  const ways = cuts(bytes.length)
+  const ways = cuts(bytes)
+  const want = JSON.stringify(expected)
   for (const i of ways) {
     const events = parse([Buffer.from(bytes.subarray(0, i)), Buffer.from(bytes.subarray(i))], options)
-    if (!same(events, expected) && mismatches.length < 3) mismatches.push(`split at ${i}`)
+    if (JSON.stringify(events) !== want && mismatches.length < 3) mismatches.push(`split at ${i}`)
   }
   const single: Buffer[] = []
   for (let i = 0; i < bytes.length; i++) single.push(Buffer.from([bytes[i]]))
   if (!same(parse(single, options), expected)) mismatches.push('one byte at a time')
-  t.same(mismatches, [], `${ways.length + 2} ways of cutting ${bytes.length} bytes agree`)
+  const how = bytes.length <= EVERY_CUT_UP_TO ? 'every cut' : `${ways.length} cuts: every one in the headers, ${SPREAD_POINTS} points × 8 alignments through the payload, the last 16`
+  t.same(mismatches, [], `${ways.length + 2} ways of cutting ${bytes.length} bytes agree (${how}, one byte at a time)`)
 }
 
 const UNMASKED = { mask: false } as const
@@ -183,7 +223,7 @@ function writerOnSink (): { writer: MaskingFrameWriter, sink: Sink } {
   return { writer: new MaskingFrameWriter(sink as unknown as Writable), sink }
 }
 
-t.test('the masking writer: every frame masked, read back by the server role at every cut', async t => {
+t.test('the masking writer: every frame masked, read back by the server role however it is cut', async t => {
   const random = prng(13)
   for (const length of [0, 1, 125, 126, 4097, 65535, 65536]) {
     const payload = randomBytes(random, length)
