@@ -221,6 +221,7 @@ t.test('a Connection runs on a plain Duplex: echo text, binary and JSON, both wa
 t.test('messages queue up until taken; several waiters are served in order', async t => {
   const server = engineServer()
   const ws = await injectUpgrade(server.onUpgrade, '/')
+  t.teardown(() => ws.terminate())
   const first = ws.expectMessage()
   const second = ws.expectMessage()
   ws.send('1')
@@ -233,6 +234,7 @@ t.test('messages queue up until taken; several waiters are served in order', asy
 t.test('server pings are answered at once and can be taken; client pings get pongs', async t => {
   const server = engineServer()
   const ws = await injectUpgrade(server.onUpgrade, '/')
+  t.teardown(() => ws.terminate())
   server.connections[0].ping('are you there')
   t.equal(String(await ws.expectPing()), 'are you there')
   await t.resolves(async () => { while (!server.events.includes('pong are you there')) await tick() })
@@ -338,11 +340,14 @@ t.test('the client masks what it sends, with a fresh key per frame', async t => 
 t.test('subprotocols: offered, chosen by the server, checked by the client', async t => {
   const server = engineServer({}, ['chat.v2', 'chat.v1'])
   const ws = await injectUpgrade(server.onUpgrade, '/', { protocols: ['chat.v1', 'chat.v2'] })
+  t.teardown(() => ws.terminate())
   t.equal(ws.protocol, 'chat.v2')
   t.equal(server.connections[0].protocol, 'chat.v2')
   const single = await injectUpgrade(server.onUpgrade, '/', { protocols: 'chat.v1' })
+  t.teardown(() => single.terminate())
   t.equal(single.protocol, 'chat.v1')
   const none = await injectUpgrade(server.onUpgrade, '/', { protocols: ['other'] })
+  t.teardown(() => none.terminate())
   t.equal(none.protocol, '')
   await t.rejects(injectUpgrade(server.onUpgrade, '/', { protocols: ['bad token'] }), TypeError)
 
