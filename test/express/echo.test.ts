@@ -12,10 +12,19 @@ t.test('the Express echo server echoes text as text and binary as binary on any 
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const port = (server.address() as AddressInfo).port
-  t.teardown(() => { if (server.listening) server.close() })
+  t.teardown(async () => {
+    // The test closes the server itself; this is for a test that failed first.
+    if (!server.listening) return
+    const closing = new Promise(resolve => server.close(resolve))
+    server.closeAllConnections()
+    await ws.close()
+    await closing
+  })
 
   const root = await open(`ws://127.0.0.1:${port}/`)
+  t.teardown(() => root.terminate())
   const deep = await open(`ws://127.0.0.1:${port}/a/b/c?x=1`)
+  t.teardown(() => deep.terminate())
   root.send('héllo')
   t.equal(await nextMessage(root), 'héllo')
   const big = Buffer.alloc(5 * 1024 * 1024, 0xab)
