@@ -2,7 +2,8 @@
  * Graceful shutdown through both adapters, the way applications close
  * (`app.close()`, `server.close()`): `preClose` broadcasts a goodbye that
  * reaches every client before its 1001; 200 clients are closed with the
- * reason well within `closeTimeout`; a client that never answers is
+ * reason, every closing handshake completed (none terminated at
+ * `closeTimeout`); a client that never answers is
  * terminated at the deadline; a failing or hanging `preClose` does not stop
  * the shutdown; upgrades that arrive meanwhile get 503.
  */
@@ -23,8 +24,11 @@ function watch (ws: WebSocket): Seen {
 type Broadcast = Iterable<{ sendRaw (data: string): unknown, readyState: number }>
 
 for (const kind of KINDS) {
-  t.test(`${kind}: 200 clients: the preClose goodbye, then 1001 with the reason, within closeTimeout`, async t => {
-    const closeTimeout = 2000
+  t.test(`${kind}: 200 clients: the preClose goodbye, then 1001 with the reason, every closing handshake completed`, async t => {
+    // Generous: what is checked is that no socket had to be terminated at the
+    // deadline (its close handler would see 1006) and that close() did not
+    // wait for the deadline, not how fast 200 sockets close.
+    const closeTimeout = 10_000
     const closes: number[] = []
     let preCloseSaw = 0
     const served = await serve(t, kind, [{ path: '/room', options: { close (_socket: unknown, code: number) { closes.push(code) } } }], {
@@ -42,16 +46,18 @@ for (const kind of KINDS) {
     const clients = await Promise.all(Array.from({ length: 200 }, () => openWs(served.url('/room'))))
     t.teardown(() => { for (const ws of clients) ws.terminate() })
     const seen = clients.map(watch)
-    const started = Date.now()
+    let deadlinePassed = false
+    const deadline = setTimeout(() => { deadlinePassed = true }, closeTimeout)
     await served.close()
-    const elapsed = Date.now() - started
-    t.ok(elapsed < closeTimeout, `closed in ${elapsed} ms, within closeTimeout (${closeTimeout} ms)`)
+    clearTimeout(deadline)
+    t.equal(deadlinePassed, false, 'close() resolved when the handshakes were done, not at the closeTimeout deadline')
+    t.equal(closes.length, 200, 'close() resolved after every close handler ran')
     t.equal(preCloseSaw, 200, 'preClose saw every open socket')
     await until(() => seen.every(s => s.close !== undefined), 'every client to see its close')
     t.equal(seen.filter(s => s.close?.code === 1001 && s.close.reason === 'maintenance').length, 200, 'every client saw 1001 with the reason')
     t.equal(seen.filter(s => s.messages.length === 1 && s.messages[0] === 'goodbye').length, 200, 'every client got the goodbye before its close')
-    t.equal(closes.length, 200, 'every close handler ran')
-    t.ok(closes.every(code => code === 1001), 'each with 1001')
+    t.equal(closes.length, 200, 'every close handler ran, once')
+    t.same(closes.filter(code => code !== 1001), [], 'each with the client\'s 1001: every closing handshake completed, none was terminated at closeTimeout (1006)')
   })
 
   t.test(`${kind}: a client that never answers the 1001 is terminated at closeTimeout`, async t => {
