@@ -137,22 +137,30 @@ for (const kind of KINDS) {
 
   t.test(`${kind}: handshakeTimeout per route, shorter or longer than the plugin-wide one`, async t => {
     const opens: string[] = []
+    // Hooks that outlast the deadline that should apply, and end well within
+    // the one that should not: which deadline applied shows in the status,
+    // and the answers come in the order of the deadlines, far apart.
     const served = await serve(t, kind, [
       { path: '/short', options: { handshakeTimeout: 100, open () { opens.push('short') } }, before: () => delay(500) },
-      { path: '/long', options: { handshakeTimeout: 2000, open () { opens.push('long') } }, before: () => delay(400) },
-      { path: '/plugin', options: { open () { opens.push('plugin') } }, before: () => delay(400) },
-    ], { adapter: { handshakeTimeout: 250 } })
+      { path: '/long', options: { handshakeTimeout: 2000, open () { opens.push('long') } }, before: () => delay(1000) },
+      { path: '/plugin', options: { open () { opens.push('plugin') } }, before: () => delay(1000) },
+    ], { adapter: { handshakeTimeout: 600 } })
+    // The order the answers came in: the three requests start together.
+    const answered: string[] = []
     const request = async (path: string): Promise<{ status: number, elapsed: number }> => {
       const started = Date.now()
       const { client, head } = await RawClient.request(served.port, { path })
       t.teardown(() => client.destroy())
+      answered.push(path)
       return { status: head.status, elapsed: Date.now() - started }
     }
     const [short, long, plugin] = await Promise.all([request('/short'), request('/long'), request('/plugin')])
-    t.equal(short.status, 503, `the route's 100 ms: 503 after ${short.elapsed} ms`)
-    t.ok(short.elapsed < 250, 'before the plugin-wide deadline')
-    t.equal(long.status, 101, 'the route\'s 2000 ms: a 400 ms hook is fine')
-    t.equal(plugin.status, 503, `the plugin-wide 250 ms: 503 after ${plugin.elapsed} ms`)
+    t.equal(short.status, 503, `the route's 100 ms: 503 after ${short.elapsed} ms (under the plugin-wide 600 ms its 500 ms hook would pass)`)
+    t.ok(short.elapsed >= 90, `not before the route's deadline (${short.elapsed} ms)`)
+    t.equal(long.status, 101, 'the route\'s 2000 ms: a 1000 ms hook is fine (the plugin-wide 600 ms would refuse it)')
+    t.equal(plugin.status, 503, `the plugin-wide 600 ms: 503 after ${plugin.elapsed} ms`)
+    t.ok(plugin.elapsed >= 590, `not before the plugin-wide deadline (${plugin.elapsed} ms)`)
+    t.same(answered, ['/short', '/plugin', '/long'], 'the route\'s 503 first, well before the plugin-wide one, then the 101 once its hook ended')
     await until(() => opens.length > 0, 'the long route\'s open')
     await delay(200)
     t.same(opens, ['long'], 'only the route that answered in time opened')
