@@ -34,6 +34,9 @@ describe('TypeBox: schema.message and schema.send', () => {
       schema: { message: Message, send: Said },
       message (socket) {
         expect(socket.send).type.toBeCallableWith({ type: 'said', from: 'a', text: 'b' })
+        expect(socket.send).type.toBeCallableWith({ type: 'said', from: 'a', text: 'b' }, { binary: false })
+        expect(socket.send).type.not.toBeCallableWith({ type: 'said', from: 'a', text: 'b' }, { binary: true })
+        expect(socket.sendRaw).type.toBeCallableWith(Buffer.from('bytes'), { binary: true })
         expect(socket.send).type.not.toBeCallableWith({ type: 'said', from: 'a' })
         expect(socket.send).type.not.toBeCallableWith({ type: 'other', from: 'a', text: 'b' })
         expect(socket.send).type.not.toBeCallableWith('a string')

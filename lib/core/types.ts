@@ -7,6 +7,12 @@ import type { ConnectionOptions, ReadyState, SendOptions, SendStatus } from '../
 import type { ProtocolSelector } from '../engine/handshake.js'
 import type { InvalidMessagePolicy } from './messages.js'
 
+/**
+ * `send()`'s options: all of them where `send()` takes raw data, none that
+ * would turn a send schema's JSON into a binary frame.
+ */
+export type SendOptionsFor<TSend> = [RawData] extends [TSend] ? SendOptions : SendOptions & { binary?: false }
+
 /** What a handler's socket offers. `TSend` is what `send()` accepts. */
 export interface WebSocket<TSend = RawData, TRequest = unknown> {
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
@@ -31,9 +37,10 @@ export interface WebSocket<TSend = RawData, TRequest = unknown> {
    * unless `options.binary` says otherwise. On a route with a `send` schema it
    * takes the schema's type: the value is validated and serialized (a text
    * frame), and one that does not match throws `WS_ERR_INVALID_OUTBOUND`
-   * with nothing sent.
+   * with nothing sent; JSON always goes as text (`binary: true` there does
+   * not compile, and is a TypeError at run time).
    */
-  send (data: TSend, options?: SendOptions): SendStatus
+  send (data: TSend, options?: SendOptionsFor<TSend>): SendStatus
   /** Sends a string or bytes as they are, bypassing any `send` schema (for example one message serialized once for many sockets). */
   sendRaw (data: RawData, options?: SendOptions): SendStatus
   /** Invalid inbound messages on a JSON route, counted whatever the `invalidMessage` policy did with them. */
