@@ -5,21 +5,15 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { buildExpressEchoServer } from '../../examples/express-echo.js'
-import { closed, nextMessage, open } from './helpers.js'
+import { closeAtTeardown, closed, nextMessage, open } from './helpers.js'
 
 t.test('the Express echo server echoes text as text and binary as binary on any path, and closes with 1001', async t => {
   const { server, ws } = buildExpressEchoServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const port = (server.address() as AddressInfo).port
-  t.teardown(async () => {
-    // The test closes the server itself; this is for a test that failed first.
-    if (!server.listening) return
-    const closing = new Promise(resolve => server.close(resolve))
-    server.closeAllConnections()
-    await ws.close()
-    await closing
-  })
+  // The test closes the server itself; this is for a test that failed first.
+  closeAtTeardown(t, server, ws)
 
   const root = await open(`ws://127.0.0.1:${port}/`)
   t.teardown(() => root.terminate())

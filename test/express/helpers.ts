@@ -24,6 +24,17 @@ interface Teardown {
   teardown (fn: () => unknown): void
 }
 
+/** Closes the server and the adapter when the test ends, unless the test closed them itself. */
+export function closeAtTeardown (t: Teardown, server: Server, ws: { close (): Promise<void> }): void {
+  t.teardown(async () => {
+    if (!server.listening) return
+    const closed = new Promise(resolve => server.close(resolve))
+    server.closeAllConnections()
+    await ws.close()
+    await closed
+  })
+}
+
 /** An Express app with the adapter, listening on 127.0.0.1:0; closed when the test ends. */
 export async function start (t: Teardown, setup: (app: Express) => void, options: WsExpressOptions = {}): Promise<Started> {
   const app = express()
@@ -33,13 +44,7 @@ export async function start (t: Teardown, setup: (app: Express) => void, options
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const port = (server.address() as AddressInfo).port
-  t.teardown(async () => {
-    if (!server.listening) return
-    const closed = new Promise(resolve => server.close(resolve))
-    server.closeAllConnections()
-    await ws.close()
-    await closed
-  })
+  closeAtTeardown(t, server, ws)
   return {
     app,
     server,
