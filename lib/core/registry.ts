@@ -31,11 +31,6 @@ export class SocketRegistry {
     this.sockets.add(socket)
   }
 
-  /** A socket that left with nothing more to wait for. */
-  delete (socket: RouteSocket<any>): void {
-    if (this.sockets.remove(socket)) this.settleIfDone()
-  }
-
   /** A socket is gone: no longer listed, but its `close` handler is still to come (`closed`). */
   leave (socket: RouteSocket<any>): void {
     if (this.sockets.remove(socket)) this.closesPending++
