@@ -23,6 +23,7 @@ import { ErrorCodes, wsError, wsRangeError, wsTypeError, type WebSocketError } f
 import { acceptKey, headerHasToken, parseProtocols } from '../engine/handshake.js'
 import { FrameParser, Opcode, type FrameHandler } from '../engine/parser.js'
 import { MaskingFrameWriter } from '../engine/writer.js'
+import { MAX_TIMER_MS } from './options.js'
 import type { RawData } from './types.js'
 
 /** How long `injectWS` waits for the answer to its upgrade request, and `expect*()` for what they expect, by default (ms). */
@@ -42,7 +43,7 @@ export interface InjectWSOptions {
   /**
    * Milliseconds to wait for the server's answer to the upgrade request;
    * also the default wait of every `expect*()` and of the closing handshake.
-   * Default 5000.
+   * Default 5000; `0` or `Infinity`: no deadline (while debugging a test).
    */
   timeout?: number
 }
@@ -144,8 +145,10 @@ export class PipeEnd extends Duplex {
 
 function deliver (from: PipeEnd, data: Buffer, callback: () => void): void {
   const to = from.peer
-  // Written after our FIN, or to an end that is gone: dropped, as by TCP.
-  if (from.destroyed || to.destroyed || to.readableEnded) {
+  // To an end that is gone: dropped, as by TCP. A write already on its way
+  // when its writer is destroyed still arrives, ahead of the FIN, as bytes
+  // the kernel had taken do (`send(x); terminate()` delivers x).
+  if (to.destroyed || to.readableEnded) {
     callback()
     return
   }
@@ -196,7 +199,10 @@ export function buildUpgradeRequest (socket: Duplex, path: string, options: Inje
   request.httpVersionMajor = 1
   request.httpVersionMinor = 1
   request.httpVersion = '1.1'
-  request.url = withQuery(path.startsWith('/') ? path : `/${path}`, options.query)
+  // As a client sends it: percent-encoded (`/café 1` is `/caf%C3%A9%201`),
+  // without a fragment. Prefixed, so that `//x` stays a path.
+  const target = new URL(`http://localhost${path.startsWith('/') ? path : `/${path}`}`)
+  request.url = withQuery(target.pathname + target.search, options.query)
 
   const defaults: Record<string, string> = {
     host: 'localhost',
@@ -217,8 +223,7 @@ export function buildUpgradeRequest (socket: Duplex, path: string, options: Inje
   for (const name in merged) {
     const value = merged[name]
     if (value === undefined) continue
-    // Node joins repeated headers with ', ' except set-cookie (kept as an array).
-    headers[name] = Array.isArray(value) && name !== 'set-cookie' ? value.join(', ') : value
+    headers[name] = Array.isArray(value) ? foldHeader(name, value) : value
     for (const one of Array.isArray(value) ? value : [value]) rawHeaders.push(name, one)
   }
   request.headers = headers
@@ -229,6 +234,20 @@ export function buildUpgradeRequest (socket: Duplex, path: string, options: Inje
   // (IncomingMessage's _read would, dropping early frames on the floor).
   request.push(null)
   return request
+}
+
+/** Headers of which Node's parser keeps the first value and drops repeats (`IncomingMessage`'s `matchKnownFields`). */
+const SINGLE_VALUE_HEADERS = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host',
+  'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards',
+  'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent',
+])
+
+/** A repeated header as Node's HTTP parser gives it in `headers`. */
+function foldHeader (name: string, values: string[]): string | string[] {
+  if (name === 'set-cookie') return values
+  if (SINGLE_VALUE_HEADERS.has(name)) return values[0]
+  return values.join(name === 'cookie' ? '; ' : ', ')
 }
 
 function withQuery (path: string, query: InjectWSOptions['query']): string {
@@ -254,7 +273,7 @@ function withQuery (path: string, query: InjectWSOptions['query']): string {
 interface Waiter<T> {
   resolve (value: T): void
   reject (error: Error): void
-  timer: NodeJS.Timeout
+  timer: NodeJS.Timeout | undefined
 }
 
 /** Values in arrival order, and the callers waiting for the next one. */
@@ -283,20 +302,38 @@ class Inbox<T> {
   }
 
   next (timeout: number, what: string): Promise<T> {
+    const ms = deadlineMs(timeout)
     if (this.values.length > 0) return Promise.resolve(this.values.shift()!)
     if (this.ended !== undefined) return Promise.reject(this.ended())
     return new Promise((resolve, reject) => {
       const waiter: Waiter<T> = {
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: startDeadline(ms, () => {
           this.waiters.splice(this.waiters.indexOf(waiter), 1)
           reject(timeoutError(`no ${what} within ${timeout} ms`))
-        }, timeout),
+        }),
       }
       this.waiters.push(waiter)
     })
   }
+}
+
+/**
+ * A wait in ms, checked: from 1 to Node's longest timer (a longer one would
+ * fire at once); `0` and `Infinity` are no deadline, returned as Infinity.
+ */
+function deadlineMs (timeout: number): number {
+  if (timeout === 0 || timeout === Infinity) return Infinity
+  if (typeof timeout !== 'number' || !(timeout >= 1 && timeout <= MAX_TIMER_MS)) {
+    throw new RangeError(`wsroutes: timeout must be a number of milliseconds from 1 to ${MAX_TIMER_MS}, or 0 or Infinity for none; got ${String(timeout)}`)
+  }
+  return timeout
+}
+
+/** A timer for a wait checked by `deadlineMs`; none for no deadline. */
+function startDeadline (ms: number, expire: () => void): NodeJS.Timeout | undefined {
+  return ms === Infinity ? undefined : setTimeout(expire, ms)
 }
 
 function timeoutError (message: string): Error {
@@ -376,9 +413,9 @@ export class InjectedSocket<TSend = unknown, TMessage = unknown> {
   /** @internal Resolves on the 101, rejects on any other answer, or none within `timeout` ms. */
   opened (): Promise<this> {
     return new Promise<InjectedSocket<TSend, TMessage>>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = startDeadline(this.timeout, () => {
         this.failHandshake(timeoutError(`no answer to the upgrade request within ${this.timeout} ms`))
-      }, this.timeout)
+      })
       this.settleOpen = {
         resolve: socket => { clearTimeout(timer); resolve(socket) },
         reject: error => { clearTimeout(timer); reject(error) },
@@ -477,9 +514,10 @@ export class InjectedSocket<TSend = unknown, TMessage = unknown> {
    * With `code`, rejects with an `AssertionError` when the code differs.
    */
   async expectClose (code?: number, timeout = this.timeout): Promise<InjectedClose> {
+    const ms = deadlineMs(timeout)
     let timer: NodeJS.Timeout | undefined
     const expired = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(timeoutError(`the connection did not close within ${timeout} ms`)), timeout)
+      timer = startDeadline(ms, () => reject(timeoutError(`the connection did not close within ${timeout} ms`)))
     })
     let result: InjectedClose
     try {
@@ -624,7 +662,7 @@ export class InjectedSocket<TSend = unknown, TMessage = unknown> {
     // The server should close TCP now (or, after our close, once it has
     // answered); if it does not, the connection is dropped.
     if (this.closeTimer === undefined) {
-      this.closeTimer = setTimeout(() => this.socket.destroy(), this.timeout)
+      this.closeTimer = startDeadline(this.timeout, () => this.socket.destroy())
     }
   }
 
@@ -711,6 +749,12 @@ export function injectUpgrade<TSend = unknown, TMessage = unknown> (onUpgrade: U
   if (offered.length > 0 && parseProtocols(offered.join(', ')) === null) {
     return Promise.reject(new TypeError(`invalid subprotocol list: ${offered.join(', ')}`))
   }
+  let timeout: number
+  try {
+    timeout = deadlineMs(options.timeout ?? DEFAULT_INJECT_TIMEOUT)
+  } catch (error) {
+    return Promise.reject(error)
+  }
   const [server, client] = duplexPair()
   const request = buildUpgradeRequest(server, path, options, randomBytes(16).toString('base64'))
   // The 101 is checked against what was sent: `headers` may replace the
@@ -718,7 +762,7 @@ export function injectUpgrade<TSend = unknown, TMessage = unknown> (onUpgrade: U
   const sent = request.headers
   const key = typeof sent['sec-websocket-key'] === 'string' ? sent['sec-websocket-key'] : ''
   const sentProtocols = typeof sent['sec-websocket-protocol'] === 'string' ? parseProtocols(sent['sec-websocket-protocol']) : []
-  const socket = new InjectedSocket<TSend, TMessage>(client, key, sentProtocols ?? [], options.timeout ?? DEFAULT_INJECT_TIMEOUT)
+  const socket = new InjectedSocket<TSend, TMessage>(client, key, sentProtocols ?? [], timeout)
   const opened = socket.opened()
   try {
     onUpgrade(request, server, EMPTY)

@@ -12,7 +12,7 @@ import type { WsLimits } from './types.js'
 export const LIMIT_KEYS = ['maxPayload', 'maxFragments', 'closeTimeout', 'maxBackpressure', 'backpressurePolicy', 'idleTimeout', 'directReads', 'keepRequest', 'binaryMessages'] as const
 
 /** Node's timers take at most 2^31 - 1 ms; a longer one fires after 1 ms (with a warning). */
-const MAX_TIMER_MS = 2 ** 31 - 1
+export const MAX_TIMER_MS = 2 ** 31 - 1
 
 const isNumber = (value: unknown): value is number => typeof value === 'number' && !Number.isNaN(value)
 const positive = (value: unknown): boolean => isNumber(value) && value > 0

@@ -258,3 +258,83 @@ t.test('frames sent while an async open runs wait in the pipe and arrive after i
   t.equal(await ws.expectMessage(), 'after open: one')
   t.equal(await ws.expectMessage(), 'after open: two')
 })
+
+t.test('a message sent just before terminate() still reaches the server, ahead of the drop', async t => {
+  const got: string[] = []
+  let closed!: () => void
+  const done = new Promise<void>(resolve => { closed = resolve })
+  const app = await build(t, app => {
+    app.ws('/log', {
+      message (_socket, data) { got.push(String(data)) },
+      close (_socket, code) {
+        got.push(`close ${code}`)
+        closed()
+      },
+    })
+  })
+  const ws = await app.injectWS('/log')
+  ws.send('last words')
+  ws.terminate()
+  await done
+  t.same(got, ['last words', 'close 1006'])
+})
+
+t.test('timeout: 0 or Infinity is no deadline; a value a timer cannot take is a RangeError', async t => {
+  const app = await build(t, app => {
+    app.ws('/late', {
+      message (socket) { setTimeout(() => socket.send('late'), 50) },
+    })
+  })
+  for (const timeout of [0, Infinity]) {
+    const ws = await app.injectWS('/late', { timeout })
+    ws.send('go')
+    t.equal(await ws.expectMessage(), 'late', `timeout ${timeout}: expectMessage waits`)
+    ws.close(1000)
+    t.same(await ws.expectClose(), { code: 1000, reason: '' }, `timeout ${timeout}: the closing handshake is not cut short`)
+  }
+  for (const timeout of [2 ** 31, -1, 0.5, Number.NaN]) {
+    await t.rejects(app.injectWS('/late', { timeout }), RangeError, `timeout ${timeout}`)
+  }
+  const ws = await app.injectWS('/late')
+  t.throws(() => ws.expectMessage(2 ** 31), RangeError, 'expectMessage checks its own timeout')
+  await t.rejects(ws.expectClose(undefined, -5), RangeError, 'and so does expectClose')
+  ws.terminate()
+})
+
+t.test('repeated headers reach the route as Node\'s parser folds them; the path is percent-encoded', async t => {
+  let seen: Record<string, unknown> = {}
+  const app = await build(t, app => {
+    app.ws('/r/:name', {
+      onRequest: async request => {
+        seen = {
+          url: request.raw.url,
+          name: (request.params as { name: string }).name,
+          x: (request.query as { x: string }).x,
+          cookie: request.headers.cookie,
+          authorization: request.headers.authorization,
+          accept: request.headers.accept,
+          'set-cookie': request.headers['set-cookie'],
+        }
+      },
+      open (socket) { socket.close(1000) },
+    })
+  })
+  const ws = await app.injectWS('/r/café 1?x=a b', {
+    headers: {
+      cookie: ['a=1', 'b=2'],
+      authorization: ['Bearer one', 'Bearer two'],
+      accept: ['text/plain', 'application/json'],
+      'set-cookie': ['s=1', 't=2'],
+    },
+  })
+  await ws.expectClose(1000)
+  t.same(seen, {
+    url: '/r/caf%C3%A9%201?x=a%20b',
+    name: 'café 1',
+    x: 'a b',
+    cookie: 'a=1; b=2',
+    authorization: 'Bearer one',
+    accept: 'text/plain, application/json',
+    'set-cookie': ['s=1', 't=2'],
+  })
+})
