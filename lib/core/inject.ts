@@ -578,6 +578,10 @@ export class InjectedSocket<TSend = unknown, TMessage = unknown> {
     else if (!headerHasToken(headers.connection, 'upgrade')) problem = 'the 101 response has no Connection: Upgrade'
     else if (headers['sec-websocket-accept'] !== acceptKey(this.key)) problem = 'the 101 response has a wrong Sec-WebSocket-Accept'
     else if (protocol !== '' && !this.offered.includes(protocol)) problem = `the server chose the subprotocol ${protocol}, which was not offered`
+    // §4.1: a Sec-WebSocket-Extensions naming "an extension that was not
+    // present in the client's handshake" fails the connection; this client
+    // speaks no extension, whatever `headers` offered.
+    else if (headers['sec-websocket-extensions'] !== undefined) problem = `the server chose the extension ${String(headers['sec-websocket-extensions'])}; the injectWS client speaks none`
     if (problem !== undefined) {
       this.failHandshake(Object.assign(new Error(problem), { code: ErrorCodes.INVALID_HANDSHAKE }))
       return

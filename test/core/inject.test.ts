@@ -356,6 +356,14 @@ t.test('subprotocols: offered, chosen by the server, checked by the client', asy
   await t.rejects(injectUpgrade(rogue, '/', { protocols: ['a'] }), { code: ErrorCodes.INVALID_HANDSHAKE, message: /subprotocol x/ })
 })
 
+t.test('a 101 that chooses an extension fails the handshake: the client speaks none', async t => {
+  const deflating: UpgradeListener = (request, socket) => {
+    socket.write(acceptResponse(request.headers['sec-websocket-key'] as string, '', { 'Sec-WebSocket-Extensions': 'permessage-deflate' }))
+  }
+  await t.rejects(injectUpgrade(deflating, '/'), { code: ErrorCodes.INVALID_HANDSHAKE, message: /extension permessage-deflate/ })
+  await t.rejects(injectUpgrade(deflating, '/', { headers: { 'sec-websocket-extensions': 'permessage-deflate' } }), { code: ErrorCodes.INVALID_HANDSHAKE }, 'even when headers offered it')
+})
+
 // ----------------------------------------------------------- refusals
 
 t.test('a refused upgrade rejects with the status, headers and body', async t => {
