@@ -22,7 +22,7 @@ import { ReadyState, type SendOptions } from '../engine/connection.js'
 import { ErrorCodes, wsError, wsRangeError, wsTypeError, type WebSocketError } from '../engine/errors.js'
 import { acceptKey, headerHasToken, parseProtocols } from '../engine/handshake.js'
 import { FrameParser, Opcode, type FrameHandler } from '../engine/parser.js'
-import { MaskingFrameWriter } from '../engine/writer.js'
+import { MaskingFrameWriter, kWritesCopy } from '../engine/writer.js'
 import { MAX_TIMER_MS } from './options.js'
 import type { RawData } from './types.js'
 
@@ -92,6 +92,8 @@ const EMPTY = Buffer.alloc(0)
 export class PipeEnd extends Duplex {
   /** The other end. */
   peer!: PipeEnd
+  /** Its writes copy (`_write`): the frame writer may reuse what it wrote from. */
+  readonly [kWritesCopy] = true
   readonly remoteAddress = '127.0.0.1'
   readonly remoteFamily = 'IPv4'
   readonly remotePort: number

@@ -30,7 +30,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { randomFillSync } from 'node:crypto'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 import { nextTick } from 'node:process'
 import type { Writable } from 'node:stream'
 import { isLent, keepOutOfPool } from './loans.js'
@@ -87,13 +87,30 @@ let staged = 0
 /** The writer whose read batch is staging, if any. */
 let batchOwner: FrameWriter | undefined
 
+/**
+ * Set to true on a stream whose writes copy what they are given (the
+ * in-process pair of `injectWS`): like a TCP socket, it may be written
+ * from memory that is reused once the write is done.
+ */
+export const kWritesCopy = Symbol('wsroutes.writesCopy')
+
 export class FrameWriter {
   readonly socket: Socket
   /** @internal */
   corked = false
+  /**
+   * Whether a write this socket reports done has taken its bytes, so the
+   * memory it was written from (the staging buffer, a lent payload) may
+   * carry other bytes: true of a TCP socket, whose kernel took them, and of
+   * a stream that copies (`kWritesCopy`). Another Duplex (a PassThrough
+   * pair) may hand the very Buffer on to its reader and call back at once:
+   * it is written copies.
+   */
+  private readonly writesTakeBytes: boolean
 
   constructor (socket: Socket) {
     this.socket = socket
+    this.writesTakeBytes = socket instanceof Socket || (socket as { [kWritesCopy]?: boolean })[kWritesCopy] === true
   }
 
   /** Bytes written but not yet handed to the kernel: the socket's buffer and this writer's staged frames. */
@@ -126,11 +143,12 @@ export class FrameWriter {
       return
     }
     // Data already queued: this write will wait too, and must not pin the
-    // staging buffer: it gets a copy of just its bytes.
-    const queued = socket.writableLength > 0
+    // staging buffer: it gets a copy of just its bytes (as does every write
+    // to a stream that may keep what it is given).
+    const copy = socket.writableLength > 0 || !this.writesTakeBytes
     const region = staging.subarray(0, staged)
-    socket.write(queued ? Buffer.from(region) : region)
-    if (!queued && socket.writableLength > 0) {
+    socket.write(copy ? Buffer.from(region) : region)
+    if (!copy && socket.writableLength > 0) {
       // The kernel took part of it; the rest waits in the socket and reads
       // from this buffer until written.
       staging = Buffer.allocUnsafe(STAGING_SIZE)
@@ -194,7 +212,7 @@ export class FrameWriter {
       // power-of-two buffer per message. A copy of its own size costs less,
       // and the loan goes back. (Asked here, on this rare path, rather than
       // kept per connection.)
-      if ((this.socket as { encrypted?: boolean }).encrypted !== true) return this.writeLent(header, payload)
+      if (this.writesTakeBytes && (this.socket as { encrypted?: boolean }).encrypted !== true) return this.writeLent(header, payload)
       payload = Buffer.from(payload)
     }
     this.socket.write(header)

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { giveBack, isLent, lend, pooledBytes } from '../../lib/engine/loans.js'
 import { Opcode } from '../../lib/engine/parser.js'
-import { FrameWriter } from '../../lib/engine/writer.js'
+import { FrameWriter, kWritesCopy } from '../../lib/engine/writer.js'
 import { parseServerFrame, parseServerFrames } from '../helpers/frames.js'
 import { prng, randomBytes, utf8OfLength } from '../helpers/random.js'
 
@@ -455,6 +455,8 @@ t.test('over a real socket: a read batch\'s replies leave in one write', async t
  * copied when written, so what the peer got is what the memory held then.
  */
 class TestSocket extends Writable {
+  /** It copies what it is given, as a socket's kernel does. */
+  readonly [kWritesCopy] = true
   readonly received: Buffer[] = []
   private pending: Array<() => void> = []
 
@@ -550,6 +552,40 @@ t.test('inside a read batch, a lent payload leaves behind the staged frames', as
   writer.endBatch()
   t.ok(isLent(payload))
   giveBack(payload)
+})
+
+/** A stream that hands on the very Buffers it is given and reports each write done at once, as a PassThrough pair does. */
+class KeepingStream extends Writable {
+  readonly kept: Buffer[] = []
+  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.kept.push(chunk)
+    callback()
+  }
+}
+
+t.test('a stream that keeps what it is given gets copies: no later reply or message overwrites what it holds', async t => {
+  const first = new KeepingStream()
+  const second = new KeepingStream()
+  const one = new FrameWriter(first as unknown as Socket)
+  const two = new FrameWriter(second as unknown as Socket)
+  // Two read batches, one after the other, through the shared staging buffer.
+  one.beginBatch()
+  one.frame(Opcode.BINARY, Buffer.alloc(100, 1))
+  one.endBatch()
+  two.beginBatch()
+  two.frame(Opcode.BINARY, Buffer.alloc(100, 2))
+  two.endBatch()
+  t.same(parseServerFrame(Buffer.concat(first.kept))?.payload, Buffer.alloc(100, 1), 'the first batch\'s reply is intact after the second batch')
+  // A lent payload, given back and lent again for another message.
+  const payload = filled(lend(10_000), 7)
+  one.frame(Opcode.BINARY, payload)
+  giveBack(payload)
+  const next = filled(lend(10_000), 8)
+  await new Promise(resolve => setImmediate(resolve))
+  const frames = parseServerFrames(Buffer.concat(first.kept)).frames
+  t.same(frames.map(frame => frame.payload.length), [100, 10_000])
+  t.ok(frames[1].payload.equals(Buffer.alloc(10_000, 7)), 'the lent message written is intact after its memory carried the next one')
+  giveBack(next)
 })
 
 t.test('an ordinary large payload is written at the end of the tick, as before', async t => {
