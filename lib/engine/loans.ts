@@ -20,7 +20,8 @@
  *
  * Memory is pooled by size class (powers of two from 4 KiB, below which
  * `Buffer.allocUnsafe` slices Node's own pool, up to 8 MiB), and at most
- * `MAX_FREE_BYTES` wait in the pool; the rest is left to the collector.
+ * `MAX_FREE_BYTES` wait in the pool; past that, free memory of other sizes
+ * makes room for what is given back, and the rest is left to the collector.
  */
 import { Buffer } from 'node:buffer'
 
@@ -78,9 +79,28 @@ export function giveBack (view: Uint8Array): void {
   const memory = view.buffer
   if (loans.get(memory) !== view) return
   loans.delete(memory)
-  if (freeBytes + memory.byteLength > MAX_FREE_BYTES) return
-  free[sizeClass(memory.byteLength)].push(memory)
-  freeBytes += memory.byteLength
+  const size = memory.byteLength
+  const classOfSize = sizeClass(size)
+  if (freeBytes + size > MAX_FREE_BYTES) makeRoom(size, classOfSize)
+  if (freeBytes + size > MAX_FREE_BYTES) return
+  free[classOfSize].push(memory)
+  freeBytes += size
+}
+
+/**
+ * Memory given back now is memory in use now: free memory of other sizes
+ * (left by a burst of larger messages, long over) leaves the pool for it,
+ * largest first. Without this, a pool filled with 1 MiB buffers turned
+ * every later 64 KiB message away to the collector, a fresh ArrayBuffer
+ * per message again, and V8's full collections with them. When the pool
+ * is full of this very size, the memory given back is the one dropped.
+ */
+function makeRoom (size: number, keep: number): void {
+  for (let c = MAX_CLASS; c >= MIN_CLASS && freeBytes + size > MAX_FREE_BYTES; c--) {
+    if (c === keep) continue
+    const list = free[c]
+    while (list.length > 0 && freeBytes + size > MAX_FREE_BYTES) freeBytes -= list.pop()!.byteLength
+  }
 }
 
 /** @internal Bytes waiting in the pool (tests). */

@@ -74,3 +74,24 @@ t.test('the pool holds at most MAX_FREE_BYTES; the rest is left to the collector
   // Drain the 1 MiB class again, so later tests start from a smaller pool.
   for (let i = 0; i < loans.length; i++) lend(size)
 })
+
+t.test('a pool full of one size makes room for another size in use now: it is lent again, not dropped', async t => {
+  const large = 1024 * 1024
+  const bursts = Array.from({ length: MAX_FREE_BYTES / large }, () => lend(large))
+  for (const view of bursts) giveBack(view)
+  t.equal(pooledBytes(), MAX_FREE_BYTES, 'a burst of 1 MiB messages filled the pool')
+  const small = lend(65_536)
+  const memory = small.buffer
+  giveBack(small)
+  const again = lend(65_536)
+  t.equal(again.buffer, memory, 'the 64 KiB memory given back is lent again')
+  t.ok(pooledBytes() <= MAX_FREE_BYTES, 'within the cap')
+  t.equal(pooledBytes(), MAX_FREE_BYTES - large, 'one 1 MiB buffer left the pool to make room')
+  giveBack(again)
+  // A pool full of the very size given back drops what comes back, as before.
+  const same = Array.from({ length: MAX_FREE_BYTES / large + 1 }, () => lend(large))
+  for (const view of same) giveBack(view)
+  t.ok(pooledBytes() <= MAX_FREE_BYTES)
+  // Drain the 1 MiB class again, so later tests start from a smaller pool.
+  for (let i = 0; i < same.length; i++) lend(large)
+})
