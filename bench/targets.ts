@@ -46,7 +46,7 @@ export const TARGETS: readonly Target[] = [
     label: 'echo, 64 connections, 64 KiB',
     kind: 'min',
     bound: 0.75,
-    limit: 'the echo borrows its messages (`binaryMessages: \'borrow\'`), so each costs one copy out of the read buffer and one into the kernel and no allocation in a steady stream; run after the 1 MiB rows in the same process, V8 follows nearly every scavenge with a mark-compact (none in a fresh process; `--no-concurrent-array-buffer-sweeping` removes them); with messages the handler owns, a fresh ArrayBuffer each, and with V8\'s default flags a mark-compact after nearly every scavenge (V8 11 still counts the freed buffers as allocated when it decides on a full collection)',
+    limit: 'the echo borrows its messages (`binaryMessages: \'borrow\'`), so each costs one copy out of the read buffer and one into the kernel and no allocation in a steady stream, also after a burst of larger messages (the loan pool makes room for the size in use); with messages the handler owns, a fresh ArrayBuffer each, and with V8\'s default flags a mark-compact after nearly every scavenge (V8 11 still counts the freed buffers as allocated when it decides on a full collection)',
   },
   {
     scenario: 'echo-64c-1MiB',
