@@ -304,7 +304,13 @@ class Inbox<T> {
   }
 
   next (timeout: number, what: string): Promise<T> {
-    const ms = deadlineMs(timeout)
+    let ms: number
+    try {
+      ms = deadlineMs(timeout)
+    } catch (error) {
+      // A promise-returning call rejects rather than throws, as expectClose does.
+      return Promise.reject(error)
+    }
     if (this.values.length > 0) return Promise.resolve(this.values.shift()!)
     if (this.ended !== undefined) return Promise.reject(this.ended())
     return new Promise((resolve, reject) => {

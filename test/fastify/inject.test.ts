@@ -296,7 +296,7 @@ t.test('timeout: 0 or Infinity is no deadline; a value a timer cannot take is a 
     await t.rejects(app.injectWS('/late', { timeout }), RangeError, `timeout ${timeout}`)
   }
   const ws = await app.injectWS('/late')
-  t.throws(() => ws.expectMessage(2 ** 31), RangeError, 'expectMessage checks its own timeout')
+  await t.rejects(ws.expectMessage(2 ** 31), RangeError, 'expectMessage checks its own timeout')
   await t.rejects(ws.expectClose(undefined, -5), RangeError, 'and so does expectClose')
   ws.terminate()
 })
