@@ -11,6 +11,7 @@ import { Op, binary, close, frame, text } from '../helpers/frames.js'
 import { RawClient, closeOf, delay, startServer, until, upgradeRequest } from '../helpers/server.js'
 import type { TestContext } from '../helpers/tap.js'
 import { waitUntil } from '../helpers/wait.js'
+import { deferred } from '../interop/helpers.js'
 
 async function openWs (t: TestContext, port: number, protocols?: string[]): Promise<WebSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`, protocols)
@@ -130,13 +131,6 @@ t.test('pauseReading() with direct reads: TCP stops being read; resumeReading() 
   t.same(messages.map(m => m.data.toString()), ['one', 'two'], 'both, in order')
   t.equal(handle.reading, true)
 })
-
-/** A promise with its resolve, to hold `start()` until the test lets it go. */
-function deferred (): { promise: Promise<void>, resolve: () => void } {
-  let resolve!: () => void
-  const promise = new Promise<void>(r => { resolve = r })
-  return { promise, resolve }
-}
 
 for (const directReads of [false, true]) {
   t.test(`an async open: frames wait for start(), and a peer that leaves first is reported once, after start() (directReads ${String(directReads)})`, async t => {
