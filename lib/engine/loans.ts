@@ -18,10 +18,18 @@
  * of it stays queued, calls `keepOutOfPool`: that memory is then the
  * write's, and is never reused.
  *
- * Memory is pooled by size class (powers of two from 4 KiB, below which
- * `Buffer.allocUnsafe` slices Node's own pool, up to 8 MiB), and at most
- * `MAX_FREE_BYTES` wait in the pool; past that, free memory of other sizes
- * makes room for what is given back, and the rest is left to the collector.
+ * Memory is pooled by size class (powers of two from 4 KiB up to 8 MiB),
+ * and at most `MAX_FREE_BYTES` wait in the pool; past that, free memory of
+ * other sizes makes room for what is given back, and the rest is left to the
+ * collector.
+ *
+ * A small message (under 4 KiB) is a slice of Node's own Buffer pool, which
+ * costs no ArrayBuffer of its own, but still a Buffer object, and an 8 KiB
+ * ArrayBuffer for every 8 KiB of messages. Given back, the very Buffer is
+ * lent again to the next message of its length: a stream of messages of one
+ * size (an echo, a game's fixed-size updates) allocates nothing. At most
+ * `MAX_SMALL_SPARES` wait, one per length, and each keeps Node's 8 KiB slab
+ * that it is a slice of.
  */
 import { Buffer } from 'node:buffer'
 
@@ -31,6 +39,21 @@ const MIN_CLASS = 12
 const MAX_CLASS = 23
 /** Free memory the pool keeps for later loans; beyond it, given-back memory goes to the collector. */
 export const MAX_FREE_BYTES = 8 * 1024 * 1024
+
+/** Given-back small loans waiting, one per length at most (see above). */
+export const MAX_SMALL_SPARES = 64
+/**
+ * Small loans out now, so that a give-back is taken only from the loan
+ * itself (any other Buffer may still be in use). Few: a synchronous handler
+ * gives its message back before the next one is lent. Past this many, the
+ * oldest is forgotten, and its give-back ignored.
+ */
+export const MAX_SMALL_OUT = 16
+
+/** `smallSpares[n]`: a given-back small loan of n bytes, lent again as it is. */
+const smallSpares: Array<Buffer | undefined> = new Array<Buffer | undefined>(LEND_THRESHOLD).fill(undefined)
+let smallSpareCount = 0
+const smallOut: Uint8Array[] = []
 
 /** The memory on loan, each with the view it was lent as (so only that loan can give it back). */
 const loans = new WeakMap<ArrayBufferLike, Buffer>()
@@ -44,12 +67,12 @@ function sizeClass (size: number): number {
 }
 
 /**
- * `size` bytes (uninitialised), on loan when `size` is within the pooled
- * classes; else a Buffer of its own, as `Buffer.allocUnsafe` gives, that
- * `giveBack` ignores.
+ * `size` bytes (uninitialised), on loan when `size` is small or within the
+ * pooled classes; else a Buffer of its own, as `Buffer.allocUnsafe` gives,
+ * that `giveBack` ignores.
  */
 export function lend (size: number): Buffer {
-  if (size < LEND_THRESHOLD) return Buffer.allocUnsafe(size)
+  if (size < LEND_THRESHOLD) return lendSmall(size)
   const classOfSize = sizeClass(size)
   if (classOfSize > MAX_CLASS) return Buffer.allocUnsafe(size)
   let memory = free[classOfSize].pop()
@@ -60,7 +83,36 @@ export function lend (size: number): Buffer {
   return view
 }
 
-/** Whether `data` (or the Buffer it is a view of) is memory on loan. */
+function lendSmall (size: number): Buffer {
+  let view = smallSpares[size]
+  if (view !== undefined) {
+    smallSpares[size] = undefined
+    smallSpareCount--
+  } else {
+    view = Buffer.allocUnsafe(size)
+  }
+  if (smallOut.length === MAX_SMALL_OUT) smallOut.shift()
+  smallOut.push(view)
+  return view
+}
+
+function giveBackSmall (view: Uint8Array): void {
+  const at = smallOut.lastIndexOf(view)
+  if (at < 0) return
+  smallOut[at] = smallOut[smallOut.length - 1]
+  smallOut.pop()
+  const size = view.length
+  if (smallSpareCount < MAX_SMALL_SPARES && smallSpares[size] === undefined) {
+    smallSpares[size] = view as Buffer
+    smallSpareCount++
+  }
+}
+
+/**
+ * Whether `data` (or the Buffer it is a view of) is memory on loan from the
+ * size classes: the memory a frame writer must not keep past its write
+ * (loans under 4 KiB never are, since the writer copies them).
+ */
 export function isLent (data: Uint8Array): boolean {
   return loans.has(data.buffer)
 }
@@ -76,6 +128,7 @@ export function keepOutOfPool (data: Uint8Array): void {
  * given back, or kept out of the pool by a write).
  */
 export function giveBack (view: Uint8Array): void {
+  if (view.byteLength < LEND_THRESHOLD) return giveBackSmall(view)
   const memory = view.buffer
   if (loans.get(memory) !== view) return
   loans.delete(memory)
@@ -101,6 +154,11 @@ function makeRoom (size: number, keep: number): void {
     const list = free[c]
     while (list.length > 0 && freeBytes + size > MAX_FREE_BYTES) freeBytes -= list.pop()!.byteLength
   }
+}
+
+/** @internal Small loans waiting to be lent again (tests). */
+export function smallSparesWaiting (): number {
+  return smallSpareCount
 }
 
 /** @internal Bytes waiting in the pool (tests). */

@@ -20,7 +20,7 @@
 import { Buffer, constants } from 'node:buffer'
 import { isValidCloseCode } from './close-codes.js'
 import { ErrorCodes, wsError, type WebSocketError } from './errors.js'
-import { LEND_THRESHOLD, giveBack, lend } from './loans.js'
+import { giveBack, lend } from './loans.js'
 import { applyMaskWord, copyMasked } from './mask.js'
 import { UTF8_ACCEPT, UTF8_REJECT, isValidUtf8, validateUtf8Chunk } from './utf8.js'
 
@@ -460,7 +460,7 @@ export class FrameParser {
    * own) of a kind its owner is done with once handled.
    */
   private lendsFrame (): boolean {
-    if (!this.fin || this.fragments !== undefined || this.payloadLength < LEND_THRESHOLD) return false
+    if (!this.fin || this.fragments !== undefined) return false
     return this.messageOpcode === Opcode.BINARY ? this.limits.lendBinary === true : this.limits.lendText === true
   }
 

@@ -1,10 +1,11 @@
 /**
  * The message-buffer loans: sizes and classes, memory given back and lent
  * again, a stale give-back that must not free someone else's loan, memory a
- * write keeps, and the cap on what the pool holds.
+ * write keeps, the cap on what the pool holds, and small loans lent again
+ * by length.
  */
 import t from 'tap'
-import { LEND_THRESHOLD, MAX_FREE_BYTES, giveBack, isLent, keepOutOfPool, lend, pooledBytes } from '../../lib/engine/loans.js'
+import { LEND_THRESHOLD, MAX_FREE_BYTES, MAX_SMALL_OUT, MAX_SMALL_SPARES, giveBack, isLent, keepOutOfPool, lend, pooledBytes, smallSparesWaiting } from '../../lib/engine/loans.js'
 
 t.test('a loan is exactly the size asked, in memory of its power-of-two class', async t => {
   const view = lend(20_000)
@@ -18,17 +19,70 @@ t.test('a loan is exactly the size asked, in memory of its power-of-two class', 
   giveBack(view)
 })
 
-t.test('below the threshold and above the largest class, a Buffer of its own that giveBack ignores', async t => {
-  const small = lend(LEND_THRESHOLD - 1)
-  t.equal(small.length, LEND_THRESHOLD - 1)
-  t.notOk(isLent(small), 'small messages come from Node\'s own Buffer pool')
+t.test('above the largest class, a Buffer of its own that giveBack ignores', async t => {
   const huge = lend(MAX_FREE_BYTES + 1)
   t.equal(huge.length, MAX_FREE_BYTES + 1)
   t.notOk(isLent(huge), 'larger than the pool may hold: never lent')
   const before = pooledBytes()
-  giveBack(small)
   giveBack(huge)
   t.equal(pooledBytes(), before)
+})
+
+t.test('a small loan given back is lent again, the very Buffer, to the next message of its length', async t => {
+  const first = lend(LEND_THRESHOLD - 1)
+  t.equal(first.length, LEND_THRESHOLD - 1)
+  t.notOk(isLent(first), 'not class memory: a writer copies small payloads anyway')
+  const spares = smallSparesWaiting()
+  giveBack(first)
+  t.equal(smallSparesWaiting(), spares + 1, 'it waits for the next message of its length')
+  const second = lend(LEND_THRESHOLD - 1)
+  t.equal(second, first, 'which gets the very Buffer')
+  t.equal(smallSparesWaiting(), spares)
+  const third = lend(LEND_THRESHOLD - 1)
+  t.not(third, first, 'while that one is out, another message of the length gets another')
+  t.not(lend(100), first, 'as does another length')
+  giveBack(second)
+  giveBack(third)
+  t.equal(smallSparesWaiting(), spares + 1, 'one waits per length; the other is left to the collector')
+  const fourth = lend(LEND_THRESHOLD - 1)
+  giveBack(fourth)
+  giveBack(fourth)
+  t.equal(smallSparesWaiting(), spares + 1, 'giving back twice keeps it once')
+  lend(LEND_THRESHOLD - 1)
+})
+
+t.test('a Buffer that was not lent, or not as it is, is never taken by giveBack', async t => {
+  const spares = smallSparesWaiting()
+  const own = Buffer.allocUnsafe(300)
+  giveBack(own)
+  t.equal(smallSparesWaiting(), spares, 'a Buffer of the caller\'s own is ignored')
+  t.not(lend(300), own, 'and never lent')
+  const loan = lend(301)
+  giveBack(loan.subarray(0, 300))
+  giveBack(Buffer.from(loan.buffer, loan.byteOffset, loan.length))
+  t.equal(smallSparesWaiting(), spares, 'a view of a loan, even one of the same bytes, is not the loan')
+  const big = lend(10_000)
+  giveBack(big.subarray(0, 100))
+  t.ok(isLent(big), 'a small view of class memory gives nothing back either')
+  giveBack(big)
+  giveBack(loan)
+})
+
+t.test('at most MAX_SMALL_SPARES small loans wait; of the loans out, the last MAX_SMALL_OUT are known', async t => {
+  const before = smallSparesWaiting()
+  for (let i = 0; i < MAX_SMALL_SPARES + 10; i++) giveBack(lend(1000 + i))
+  t.equal(smallSparesWaiting(), MAX_SMALL_SPARES, 'filled up to the cap, one per length')
+  for (let i = 0; i < MAX_SMALL_SPARES + 10; i++) lend(1000 + i)
+  t.equal(smallSparesWaiting(), before, 'lent again, they wait no more')
+
+  const waiting = smallSparesWaiting()
+  const out = Array.from({ length: MAX_SMALL_OUT + 1 }, () => lend(2000))
+  giveBack(out[0])
+  t.equal(smallSparesWaiting(), waiting, 'the oldest loan was forgotten: its give-back is ignored')
+  giveBack(out[MAX_SMALL_OUT])
+  t.equal(smallSparesWaiting(), waiting + 1, 'a known one waits to be lent again')
+  for (const view of out.slice(1, MAX_SMALL_OUT)) giveBack(view)
+  lend(2000)
 })
 
 t.test('memory given back is lent again; the first loan\'s view can no longer give it back', async t => {

@@ -871,8 +871,8 @@ t.test('with lendText and lendBinary, every cut still gives the same messages', 
   const random = prng(41)
   const lending = { lendText: true, lendBinary: true }
   // The read-spanning assembly (≥ 16 KiB), the whole-frame copy out of a
-  // reused read buffer (≥ 4 KiB), a message just under the threshold, and
-  // a fragmented one, which is never lent.
+  // reused read buffer into class memory (≥ 4 KiB), a message just under
+  // that (a small loan), and a fragmented one, which is never lent.
   const large = randomBytes(random, 20_000)
   expectEvents(t, binary(large), [{ type: 'message', data: large, binary: true }], lending)
   const words = utf8OfLength(17_000)
@@ -887,10 +887,10 @@ t.test('with lendText and lendBinary, every cut still gives the same messages', 
 
 /** Records each message with whether it was lent and its memory, then gives it back at once, as a route does. */
 class GivingBack implements FrameHandler {
-  readonly messages: Array<{ data: Buffer, binary: boolean, lent: boolean, memory: ArrayBufferLike }> = []
+  readonly messages: Array<{ data: Buffer, binary: boolean, lent: boolean, memory: ArrayBufferLike, view: Buffer }> = []
   readonly errors: string[] = []
   onMessage (data: Buffer, isBinary: boolean, lent: boolean): void {
-    this.messages.push({ data: Buffer.from(data), binary: isBinary, lent, memory: data.buffer })
+    this.messages.push({ data: Buffer.from(data), binary: isBinary, lent, memory: data.buffer, view: data })
     if (lent) giveBack(data)
   }
 
@@ -942,6 +942,31 @@ t.test('lent messages: which are lent, and memory given back carries the next me
   const none = new GivingBack()
   feedCut(new FrameParser(none, DEFAULTS), binary(first), 9000, true)
   t.same(none.messages.map(m => m.lent), [false], 'by default nothing is lent')
+})
+
+t.test('small whole messages out of the read buffer are lent, and the next of a length gets the Buffer given back', async t => {
+  const random = prng(43)
+  const handler = new GivingBack()
+  const parser = new FrameParser(handler, { ...DEFAULTS, lendBinary: true, lendText: true })
+  const first = randomBytes(random, 1000)
+  const second = randomBytes(random, 1000)
+  const words = utf8OfLength(1000)
+  for (const frame of [binary(first), binary(second), text(words)]) {
+    const chunk = Buffer.from(frame)
+    parser.write(chunk, true)
+    chunk.fill(0xee)
+  }
+  t.same(handler.messages.map(m => m.lent), [true, true, true], 'each one lent')
+  t.ok(handler.messages[0].data.equals(first) && handler.messages[1].data.equals(second) && handler.messages[2].data.equals(words), 'with its own bytes')
+  t.equal(handler.messages[1].view, handler.messages[0].view, 'the second message came in the Buffer the first gave back')
+  t.equal(handler.messages[2].view, handler.messages[0].view, 'so did the text message of that length')
+
+  const kept = new GivingBack()
+  const own = new FrameParser(kept, { ...DEFAULTS, lendBinary: true })
+  own.write(Buffer.from(binary(first)), false)
+  feedCut(own, Buffer.concat([binary(first.subarray(0, 400), false), continuation(first.subarray(400))]), 300, true)
+  t.same(kept.messages.map(m => m.lent), [false, false], 'not a view of a chunk of its own, nor a fragmented message')
+  t.ok(kept.messages.every(m => m.data.equals(first)))
 })
 
 t.test('a lent message cut short goes back to the pool', async t => {
