@@ -180,9 +180,21 @@ function parseRead (connection: Connection, chunk: Buffer, volatile: boolean): v
 function socketOnData (this: OwnedSocket, chunk: Buffer): void {
   parseRead(this[kConnection]!, chunk, false)
 }
+/**
+ * The view of the shared read buffer that the last direct read was parsed
+ * from: a read of the same length reuses it rather than making another
+ * Buffer object. The parser keeps neither the bytes of a volatile chunk nor
+ * the chunk itself (`FrameParser.write`).
+ */
+let readView: Buffer | undefined
+
 function socketOnDirectRead (this: OwnedSocket, length: number, buffer: Buffer): boolean {
   const connection = this[kConnection]!
-  parseRead(connection, buffer.subarray(0, length), true)
+  let view = readView
+  if (view === undefined || view.length !== length || view.buffer !== buffer.buffer || view.byteOffset !== buffer.byteOffset) {
+    view = readView = buffer.subarray(0, length)
+  }
+  parseRead(connection, view, true)
   // False makes Node stop the handle: TCP then pushes back on the peer.
   return !connection.readingPaused
 }

@@ -152,7 +152,8 @@ export class FrameParser {
   /**
    * Feeds bytes from the socket. With `volatile`, `chunk`'s memory is reused
    * once this call returns (a shared read buffer): whatever is handed out or
-   * kept from it is copied first.
+   * kept from it is copied first, and `chunk` itself is not kept either (the
+   * caller may pass the same Buffer object again with other bytes).
    */
   write (chunk: Buffer, volatile = false): void {
     if (this.state === State.STOPPED || chunk.length === 0) return
@@ -165,6 +166,9 @@ export class FrameParser {
     this.volatileChunk = chunk
     if (!this.paused) this.run()
     this.volatileChunk = undefined
+    // Header bytes are read where `take()` found them, at once: nothing reads
+    // `view` before the next `take()`, and it must not hold on to `chunk`.
+    this.view = EMPTY
     // Only the last chunk can be this one: earlier ones were kept as copies.
     const last = this.chunks.length - 1
     if (last >= 0 && this.chunks[last] === chunk) {

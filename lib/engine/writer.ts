@@ -84,6 +84,13 @@ function uncork (writer: FrameWriter): void {
 // not yet written. It never holds bytes a queued write still reads.
 let staging = Buffer.allocUnsafe(STAGING_SIZE)
 let staged = 0
+/**
+ * The view of the staging buffer the last batch was written from: the next
+ * batch of the same length from the same buffer (an echo's replies) is
+ * written from it again rather than from a new Buffer object. Node's
+ * `socket.write` keeps no hold on a view once its write is done.
+ */
+let stagedView = staging.subarray(0, 0)
 /** The writer whose read batch is staging, if any. */
 let batchOwner: FrameWriter | undefined
 
@@ -146,7 +153,10 @@ export class FrameWriter {
     // staging buffer: it gets a copy of just its bytes (as does every write
     // to a stream that may keep what it is given).
     const copy = socket.writableLength > 0 || !this.writesTakeBytes
-    const region = staging.subarray(0, staged)
+    let region = stagedView
+    if (region.length !== staged || region.buffer !== staging.buffer || region.byteOffset !== staging.byteOffset) {
+      region = stagedView = staging.subarray(0, staged)
+    }
     socket.write(copy ? Buffer.from(region) : region)
     if (!copy && socket.writableLength > 0) {
       // The kernel took part of it; the rest waits in the socket and reads

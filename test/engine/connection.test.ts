@@ -10,6 +10,7 @@ import { ReadyState, SendStatus, type CloseCode } from '../../lib/engine/index.j
 import { Op, binary, close, frame, text } from '../helpers/frames.js'
 import { RawClient, closeOf, delay, startServer, until, upgradeRequest } from '../helpers/server.js'
 import type { TestContext } from '../helpers/tap.js'
+import { prng, randomBytes } from '../helpers/random.js'
 import { waitUntil } from '../helpers/wait.js'
 import { deferred } from '../interop/helpers.js'
 
@@ -111,6 +112,32 @@ t.test('TCP connections read directly unless directReads is false; both ways ech
     ws.close(1000)
     await handler.waitFor('close')
   }
+})
+
+t.test('direct reads of one length, each ending in part of the next header: every message intact', async t => {
+  // Reads of one length are parsed from one view of the shared read buffer.
+  // The header bytes left over at the end of each read must be kept as the
+  // parser's own copy, not as that view, whose bytes the next read replaces.
+  const server = await startServer(t, { connection: { directReads: true } })
+  const client = await RawClient.open(t, server.port)
+  const { connection, handler } = await server.next()
+  t.equal(connection.readingDirectly, true)
+  const random = prng(7)
+  const payloads = Array.from({ length: 6 }, () => randomBytes(random, 1100))
+  const frames = payloads.map(payload => binary(payload))
+  const stream = Buffer.concat(frames)
+  const frameLength = frames[0].length
+  // 3 bytes, then reads of one frame's length each: the rest of a frame and
+  // the first 3 bytes (of 8) of the next one's header.
+  client.send(stream.subarray(0, 3))
+  await delay(5)
+  for (let i = 0; i < payloads.length; i++) {
+    client.send(stream.subarray(3 + i * frameLength, Math.min(stream.length, 3 + (i + 1) * frameLength)))
+    await handler.waitFor('message', i + 1)
+  }
+  const messages = handler.of('message')
+  t.equal(messages.length, payloads.length)
+  t.ok(messages.every((m, i) => m.data.equals(payloads[i])), 'each message carries its own bytes')
 })
 
 t.test('pauseReading() with direct reads: TCP stops being read; resumeReading() delivers what waited', async t => {

@@ -267,16 +267,24 @@ t.test('over a real socket: a 1 MiB frame and a 65536-byte string arrive intact'
   t.equal(frames[1].payload.toString(), text, 'text payload intact')
 })
 
-/** A FakeSocket that reports a buffer: `queued` bytes wait in it after each write when `holds` is set. */
+/**
+ * A FakeSocket that behaves like a TCP socket towards the memory it is
+ * written from (`kWritesCopy`): a write taken at once is copied, a queued
+ * one (`holds`) keeps reading it, and `writableLength` counts it.
+ */
 class BufferingSocket extends FakeSocket {
+  readonly [kWritesCopy] = true
   writableLength = 0
   writableHighWaterMark = 16384
   destroyed = false
   writable = true
   /** Whether writes stay queued (a reader that does not keep up) instead of going to the kernel at once. */
   holds = false
+  /** The Buffer objects write() was given, as given. */
+  readonly given: Buffer[] = []
 
   override write (chunk: Buffer): boolean {
+    this.given.push(chunk)
     // A write the kernel takes at once is copied there; a queued one keeps
     // reading the caller's memory until it is written.
     if (this.holds) {
@@ -381,6 +389,38 @@ t.test('a write that stays queued keeps its bytes: the next batch does not overw
   t.ok(second.equals(secondBytes), 'the second queued write is intact too')
   const { frames } = parseServerFrames(socket.written)
   t.same(frames.map(f => f.payload.toString()), ['first', 'second'])
+})
+
+t.test('batches of one length are written from one view of the staging buffer, each with its own bytes', async t => {
+  const { writer, socket } = batchWriter()
+  for (const word of ['one', 'two', 'six']) {
+    writer.beginBatch()
+    writer.frame(0x1, word)
+    writer.endBatch()
+  }
+  t.equal(socket.given.length, 3)
+  t.ok(socket.given[1] === socket.given[0] && socket.given[2] === socket.given[0], 'one Buffer object for the three writes')
+  t.same(parseServerFrames(socket.written).frames.map(f => f.payload.toString()), ['one', 'two', 'six'], 'each write carried its own batch')
+  writer.beginBatch()
+  writer.frame(0x1, 'seven')
+  writer.endBatch()
+  t.not(socket.given[3], socket.given[0], 'another length: another view')
+
+  // A write that stays queued keeps its view and the memory under it: the
+  // next batch of that length, on any socket, is written from other memory.
+  socket.holds = true
+  writer.beginBatch()
+  writer.frame(0x1, 'eight')
+  writer.endBatch()
+  const queued = socket.given[4]
+  const other = batchWriter()
+  other.writer.beginBatch()
+  other.writer.frame(0x1, 'nine!')
+  other.writer.endBatch()
+  t.not(other.socket.given[0], queued, 'not the queued write\'s view')
+  t.not(other.socket.given[0].buffer, queued.buffer, 'nor its memory')
+  t.equal(parseServerFrame(queued)!.payload.toString(), 'eight', 'the queued write still reads its own bytes')
+  t.equal(parseServerFrame(other.socket.written)!.payload.toString(), 'nine!')
 })
 
 t.test('one batch stages at a time: a writer used during another\'s batch writes corked', async t => {
