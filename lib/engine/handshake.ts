@@ -25,14 +25,25 @@ export type HandshakeCheck =
   | { ok: true, key: string, protocols: string[] }
   | { ok: false, status: number, message: string, headers?: Record<string, string> }
 
-/** Whether a comma-separated header holds `token`, compared case-insensitively. */
+/** Whether `value` is `lowerToken` in ASCII case-insensitive comparison, without a lower-cased copy. */
+function equalsIgnoringAsciiCase (value: string, lowerToken: string): boolean {
+  if (value.length !== lowerToken.length) return false
+  for (let i = 0; i < value.length; i++) {
+    let code = value.charCodeAt(i)
+    if (code >= 0x41 && code <= 0x5a) code += 0x20
+    if (code !== lowerToken.charCodeAt(i)) return false
+  }
+  return true
+}
+
+/** Whether a comma-separated header holds `token` (lower case), compared case-insensitively. */
 export function headerHasToken (value: string | string[] | undefined, token: string): boolean {
   if (value === undefined) return false
   // What every client sends ("websocket", "Upgrade"): one token, no list to split.
-  if (typeof value === 'string' && value.length === token.length) return value.toLowerCase() === token
+  if (typeof value === 'string' && value.length === token.length) return equalsIgnoringAsciiCase(value, token)
   const text = Array.isArray(value) ? value.join(',') : value
   for (const part of text.split(',')) {
-    if (part.trim().toLowerCase() === token) return true
+    if (equalsIgnoringAsciiCase(part.trim(), token)) return true
   }
   return false
 }
@@ -66,8 +77,10 @@ export function parseProtocols (value: string | string[] | undefined): string[] 
 export function checkUpgradeRequest (req: UpgradeRequestLike): HandshakeCheck {
   // §4.2.1 1: "An HTTP/1.1 or higher GET request".
   if (req.method !== 'GET') return { ok: false, status: 405, message: 'the opening handshake must be a GET request', headers: { Allow: 'GET' } }
-  const [major, minor] = req.httpVersion.split('.').map(Number)
-  if (!(major > 1 || (major === 1 && minor >= 1))) return { ok: false, status: 400, message: 'the opening handshake needs HTTP/1.1 or higher' }
+  if (req.httpVersion !== '1.1') {
+    const [major, minor] = req.httpVersion.split('.').map(Number)
+    if (!(major > 1 || (major === 1 && minor >= 1))) return { ok: false, status: 400, message: 'the opening handshake needs HTTP/1.1 or higher' }
+  }
   const headers = req.headers
   // §4.2.1 2: "A |Host| header field containing the server's authority."
   if (headers.host === undefined || headers.host === '') return { ok: false, status: 400, message: 'missing Host header' }

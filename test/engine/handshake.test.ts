@@ -50,6 +50,9 @@ t.test('§4.2.1 1: HTTP/1.1 or higher (400)', async t => {
   for (const version of ['1.0', '0.9']) {
     t.match(checkUpgradeRequest(request({}, 'GET', version)), { ok: false, status: 400 }, `HTTP/${version}`)
   }
+  for (const version of ['1.1', '1.2', '2.0']) {
+    t.equal(checkUpgradeRequest(request({}, 'GET', version)).ok, true, `HTTP/${version}`)
+  }
 })
 
 t.test('§4.2.1 2: a Host header (400)', async t => {
@@ -61,7 +64,9 @@ t.test('§4.2.1 3: Upgrade must name websocket, case-insensitively (400)', async
   for (const upgrade of ['websocket', 'WebSocket', 'WEBSOCKET', 'h2c, websocket', 'websocket , foo']) {
     t.equal(checkUpgradeRequest(request({ upgrade })).ok, true, `Upgrade: ${upgrade}`)
   }
-  for (const upgrade of [undefined, '', 'h2c', 'websockets', 'web socket']) {
+  // "ASCII case-insensitive": a KELVIN SIGN (U+212A), which JavaScript's
+  // toLowerCase() turns into "k", is not a K.
+  for (const upgrade of [undefined, '', 'h2c', 'websockets', 'web socket', 'WEBSOC\u212AET', 'h2c, websoc\u212Aet']) {
     t.match(checkUpgradeRequest(request({ upgrade })), { ok: false, status: 400, message: /Upgrade/ }, `Upgrade: ${String(upgrade)}`)
   }
 })
