@@ -125,7 +125,10 @@ export function keepOutOfPool (data: Uint8Array): void {
 /**
  * The owner is done with a message it was lent as `view`: its memory goes
  * back to the pool. A no-op for anything else (memory not on loan, already
- * given back, or kept out of the pool by a write).
+ * given back, or kept out of the pool by a write). Give each loan back
+ * once, when done: a small loan is lent again as the very same Buffer, so
+ * a late second give-back, after it was lent again, would return the new
+ * loan.
  */
 export function giveBack (view: Uint8Array): void {
   if (view.byteLength < LEND_THRESHOLD) return giveBackSmall(view)
