@@ -72,9 +72,11 @@ export interface ConnectionOptions {
   /**
    * Whether the handler is done with a text (`lendText`) or binary
    * (`lendBinary`) message once its `onMessage` has returned (default
-   * false): large whole messages are then delivered in lent memory
-   * (`onMessage`'s `lent`), which the handler hands back with
-   * `giveBack(data)` when done, and the next message reuses (loans.ts).
+   * false): whole messages that need memory of their own (a frame that
+   * spans reads, or one copied out of the shared read buffer of direct
+   * reads) are then delivered in lent memory (`onMessage`'s `lent`), which
+   * the handler hands back with `giveBack(data)`, once, when done, and the
+   * next message reuses (loans.ts).
    */
   lendText?: boolean
   lendBinary?: boolean
