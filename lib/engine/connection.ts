@@ -72,11 +72,13 @@ export interface ConnectionOptions {
   /**
    * Whether the handler is done with a text (`lendText`) or binary
    * (`lendBinary`) message once its `onMessage` has returned (default
-   * false): whole messages that need memory of their own (a frame that
-   * spans reads, or one copied out of the shared read buffer of direct
-   * reads) are then delivered in lent memory (`onMessage`'s `lent`), which
-   * the handler hands back with `giveBack(data)`, once, when done, and the
-   * next message reuses (loans.ts).
+   * false): a whole message (one frame) that needs memory of its own, a
+   * frame of 16 KiB or more that spans reads or one copied out of the shared
+   * read buffer of direct reads, is then delivered in lent memory
+   * (`onMessage`'s `lent`), which the handler hands back with
+   * `giveBack(data)`, once, when done, and the next message reuses
+   * (loans.ts). A smaller frame that spans reads, and a fragmented message,
+   * are joined into memory of their own and not lent.
    */
   lendText?: boolean
   lendBinary?: boolean

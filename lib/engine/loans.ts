@@ -29,11 +29,14 @@
  * lent again to the next message of its length: a stream of messages of one
  * size (an echo, a game's fixed-size updates) allocates nothing. At most
  * `MAX_SMALL_SPARES` wait, one per length, and each keeps Node's 8 KiB slab
- * that it is a slice of.
+ * that it is a slice of. As with the size classes, memory given back now is
+ * memory in use now: when that many wait, the one that has waited longest
+ * makes room, so lengths seen once in a burst do not keep the lengths in use
+ * after it from being lent again.
  */
 import { Buffer } from 'node:buffer'
 
-/** Messages from this size on are lent; smaller ones come from Node's Buffer pool, which costs no ArrayBuffer each. */
+/** Messages from this size on are lent in memory of a size class; smaller ones are slices of Node's Buffer pool, lent again as they are (see above). */
 export const LEND_THRESHOLD = 4096
 const MIN_CLASS = 12
 const MAX_CLASS = 23
@@ -52,7 +55,9 @@ export const MAX_SMALL_OUT = 16
 
 /** `smallSpares[n]`: a given-back small loan of n bytes, lent again as it is. */
 const smallSpares: Array<Buffer | undefined> = new Array<Buffer | undefined>(LEND_THRESHOLD).fill(undefined)
-let smallSpareCount = 0
+/** The lengths that have a spare waiting, the longest waiting first (the next to make room). */
+const spareLengths: number[] = []
+/** The small loans out, oldest first. */
 const smallOut: Uint8Array[] = []
 
 /** The memory on loan, each with the view it was lent as (so only that loan can give it back). */
@@ -87,7 +92,8 @@ function lendSmall (size: number): Buffer {
   let view = smallSpares[size]
   if (view !== undefined) {
     smallSpares[size] = undefined
-    smallSpareCount--
+    // From the end: in a stream of one length, its spare is the newest.
+    spareLengths.splice(spareLengths.lastIndexOf(size), 1)
   } else {
     view = Buffer.allocUnsafe(size)
   }
@@ -99,13 +105,13 @@ function lendSmall (size: number): Buffer {
 function giveBackSmall (view: Uint8Array): void {
   const at = smallOut.lastIndexOf(view)
   if (at < 0) return
-  smallOut[at] = smallOut[smallOut.length - 1]
-  smallOut.pop()
+  // In order, so that the one forgotten past MAX_SMALL_OUT is the oldest.
+  smallOut.splice(at, 1)
   const size = view.length
-  if (smallSpareCount < MAX_SMALL_SPARES && smallSpares[size] === undefined) {
-    smallSpares[size] = view as Buffer
-    smallSpareCount++
-  }
+  if (smallSpares[size] !== undefined) return
+  if (spareLengths.length === MAX_SMALL_SPARES) smallSpares[spareLengths.shift()!] = undefined
+  smallSpares[size] = view as Buffer
+  spareLengths.push(size)
 }
 
 /**
@@ -161,7 +167,7 @@ function makeRoom (size: number, keep: number): void {
 
 /** @internal Small loans waiting to be lent again (tests). */
 export function smallSparesWaiting (): number {
-  return smallSpareCount
+  return spareLengths.length
 }
 
 /** @internal Bytes waiting in the pool (tests). */

@@ -62,9 +62,11 @@ export interface ParserOptions {
   role?: 'server' | 'client'
   /**
    * Whether the owner is done with a text (`lendText`) or binary
-   * (`lendBinary`) message once it has handled it: large whole messages
-   * are then delivered in lent memory (`lent` true), which the owner gives
-   * back. Default false: every message is the owner's to keep.
+   * (`lendBinary`) message once it has handled it: a whole message (one
+   * frame) that needs memory of its own, copied out of a volatile chunk or
+   * assembled from reads (from 16 KiB on), is then delivered in lent memory
+   * (`lent` true), which the owner gives back. Default false: every message
+   * is the owner's to keep.
    */
   lendText?: boolean
   lendBinary?: boolean

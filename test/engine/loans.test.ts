@@ -69,11 +69,16 @@ t.test('a Buffer that was not lent, or not as it is, is never taken by giveBack'
 })
 
 t.test('at most MAX_SMALL_SPARES small loans wait; of the loans out, the last MAX_SMALL_OUT are known', async t => {
-  const before = smallSparesWaiting()
-  for (let i = 0; i < MAX_SMALL_SPARES + 10; i++) giveBack(lend(1000 + i))
+  const given = Array.from({ length: MAX_SMALL_SPARES + 10 }, (_, i) => {
+    const view = lend(1000 + i)
+    giveBack(view)
+    return view
+  })
   t.equal(smallSparesWaiting(), MAX_SMALL_SPARES, 'filled up to the cap, one per length')
-  for (let i = 0; i < MAX_SMALL_SPARES + 10; i++) lend(1000 + i)
-  t.equal(smallSparesWaiting(), before, 'lent again, they wait no more')
+  const again = given.map((_, i) => lend(1000 + i))
+  t.ok(again.slice(0, 10).every((view, i) => view !== given[i]), 'the first ten made room for the last ten')
+  t.ok(again.slice(10).every((view, i) => view === given[10 + i]), 'which are lent again')
+  t.equal(smallSparesWaiting(), 0, 'lent again, they wait no more')
 
   const waiting = smallSparesWaiting()
   const out = Array.from({ length: MAX_SMALL_OUT + 1 }, () => lend(2000))
@@ -83,6 +88,37 @@ t.test('at most MAX_SMALL_SPARES small loans wait; of the loans out, the last MA
   t.equal(smallSparesWaiting(), waiting + 1, 'a known one waits to be lent again')
   for (const view of out.slice(1, MAX_SMALL_OUT)) giveBack(view)
   lend(2000)
+})
+
+t.test('a burst of lengths seen once does not keep a later length from being lent again', async t => {
+  // A burst of varied messages (chat lines, JSON), each length seen once,
+  // fills the spares; the lengths in use after it must still find theirs.
+  const burst = Array.from({ length: MAX_SMALL_SPARES }, (_, i) => {
+    const view = lend(500 + i)
+    giveBack(view)
+    return view
+  })
+  t.equal(smallSparesWaiting(), MAX_SMALL_SPARES)
+  const first = lend(3000)
+  giveBack(first)
+  const second = lend(3000)
+  t.equal(second, first, 'the steady stream\'s message given back is lent again')
+  giveBack(second)
+  t.equal(smallSparesWaiting(), MAX_SMALL_SPARES, 'in the place of the one that waited longest')
+  t.not(lend(500), burst[0], 'whose length now gets a Buffer of its own')
+  t.equal(lend(501), burst[1], 'while the others still wait')
+})
+
+t.test('past MAX_SMALL_OUT loans out, the oldest is forgotten, whatever was given back meanwhile', async t => {
+  const out = Array.from({ length: MAX_SMALL_OUT }, () => lend(2500))
+  giveBack(out[0])
+  t.equal(lend(2500), out[0])
+  // Out now: out[0..15] and one more, one too many: out[1] is forgotten.
+  lend(2600)
+  giveBack(out[MAX_SMALL_OUT - 1])
+  t.equal(lend(2500), out[MAX_SMALL_OUT - 1], 'a recent loan is still known when given back')
+  giveBack(out[1])
+  t.not(lend(2500), out[1], 'the oldest was the one forgotten')
 })
 
 t.test('memory given back is lent again; the first loan\'s view can no longer give it back', async t => {
